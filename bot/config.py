@@ -1,0 +1,174 @@
+"""Settings, read once from the environment and `.env`; every problem reported together."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from bot.catalog import MODELS, REGIONS
+from bot.errors import ConfigError
+
+REGION_URLS = {
+    "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
+    "beijing": "https://dashscope.aliyuncs.com/api/v1",
+    "virginia": "https://dashscope-us.aliyuncs.com/api/v1",
+}
+HANDOFFS = ("auto", "url", "data", "oss")
+LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Settings:
+    dashscope_api_key: str = field(repr=False)
+    discord_token: str = field(default="", repr=False)
+    region: str = "singapore"
+    base_url: str = REGION_URLS["singapore"]
+    database_path: Path = Path("data/wanbot.sqlite3")
+    video_dir: Path = Path("data/videos")
+    guild_ids: tuple[int, ...] = ()
+    media_handoff: str = "auto"  # how input reaches the provider: see .env.example
+    trusted_hosts: frozenset[str] = frozenset()  # fetched even if private (tests, local files)
+    max_qps: float = 10.0  # our cap on task queries; the account's limit is 20/s
+    concurrency: Mapping[str, int] = field(default_factory=dict)  # per-model slot overrides
+    http_timeout_s: float = 30.0
+    fetch_timeout_s: float = 30.0
+    fetch_max_bytes: int = 200 * 1024 * 1024
+    progress_interval_s: float = 5.0
+    log_level: str = "INFO"
+
+    def slots(self, model: str) -> int:
+        """How many tasks of a model may run at once for this account."""
+        return self.concurrency.get(model, MODELS[model].default_concurrency)
+
+
+def _read_env(env: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
+    if env is not None:
+        return dict(env)
+    merged = {k: v for k, v in dotenv_values(env_file or ".env").items() if v is not None}
+    merged.update(os.environ)  # the real environment wins over the file
+    return merged
+
+
+class _Reader:
+    """Collects problems instead of stopping at the first one."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.env.get(name, default).strip()
+
+    def parse(self, name: str, default: Any, convert: Callable[[str], Any], hint: str) -> Any:
+        raw = self.get(name)
+        if not raw:
+            return default
+        try:
+            return convert(raw)
+        except (ValueError, KeyError):
+            self.problems.append(f"{name}={raw!r} is not valid: {hint}.")
+            return default
+
+    def need(self, name: str, hint: str) -> str:
+        value = self.get(name)
+        if not value:
+            self.problems.append(f"{name} is not set: {hint}.")
+        return value
+
+
+def _positive(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _ids(raw: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in raw.replace(" ", "").split(",") if part)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(raw)
+        return raw.lower()
+
+    return convert
+
+
+def _concurrency(raw: str) -> dict[str, int]:
+    """`model=slots,model=slots`: overrides of the catalog's per-account defaults."""
+    result: dict[str, int] = {}
+    for part in filter(None, raw.replace(" ", "").split(",")):
+        name, _, slots = part.partition("=")
+        if name not in MODELS or int(slots) < 1:
+            raise ValueError(part)
+        result[name] = int(slots)
+    return result
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    need_discord: bool = True,
+    env_file: str | Path | None = None,
+) -> Settings:
+    """Settings from `env` (default: the process environment over `.env`); ConfigError lists all
+    problems with how to fix each."""
+    r = _Reader(_read_env(env, env_file))
+    key = r.need("DASHSCOPE_API_KEY", "create one in Alibaba Cloud Model Studio (API keys)")
+    token = r.get("DISCORD_TOKEN")
+    if need_discord and not token:
+        r.problems.append(
+            "DISCORD_TOKEN is not set: copy the bot token from the Discord developer portal "
+            "(your application > Bot > Reset Token)."
+        )
+    region = r.parse("DASHSCOPE_REGION", "singapore", _choice(REGIONS), ", ".join(REGIONS))
+    base_url = r.get("DASHSCOPE_BASE_URL") or REGION_URLS[region]
+    if not base_url.startswith(("http://", "https://")):
+        r.problems.append(f"DASHSCOPE_BASE_URL={base_url!r} must start with http:// or https://.")
+    db = Path(r.get("DATABASE_PATH") or "data/wanbot.sqlite3")
+    settings = Settings(
+        dashscope_api_key=key,
+        discord_token=token,
+        region=region,
+        base_url=base_url.rstrip("/"),
+        database_path=db,
+        video_dir=Path(r.get("VIDEO_DIR") or db.parent / "videos"),
+        guild_ids=r.parse("DISCORD_GUILD_IDS", (), _ids, "comma-separated numeric guild ids"),
+        media_handoff=r.parse("MEDIA_HANDOFF", "auto", _choice(HANDOFFS), ", ".join(HANDOFFS)),
+        trusted_hosts=frozenset(filter(None, r.get("TRUSTED_MEDIA_HOSTS").split(","))),
+        max_qps=r.parse("MAX_QPS", 10.0, _positive, "a positive number of queries per second"),
+        concurrency=r.parse("MODEL_CONCURRENCY", {}, _concurrency, "model=slots,model=slots"),
+        http_timeout_s=r.parse("HTTP_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
+        fetch_timeout_s=r.parse("FETCH_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
+        progress_interval_s=r.parse("PROGRESS_INTERVAL_S", 5.0, _positive, "seconds, > 0"),
+        log_level=r.parse(
+            "LOG_LEVEL", "INFO", lambda s: _choice(LEVELS)(s).upper(), ", ".join(LEVELS)
+        ),
+    )
+    if settings.max_qps > 20:
+        r.problems.append("MAX_QPS must be at most 20: the account allows 20 task queries/s.")
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+
+def settings_or_exit(**kwargs: Any) -> Settings:
+    """Settings, or every problem printed plainly and exit status 2 (no traceback)."""
+    try:
+        return load_settings(**kwargs)
+    except ConfigError as exc:
+        print("wanbot cannot start; fix these settings (in .env or the environment):",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("See .env.example for every setting.", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,116 @@
+"""The Discord bot: start-up, command sync, shutdown. `python -m bot` runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import signal
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings, settings_or_exit
+from bot.dashscope import DashScope
+from bot.discord_delivery import DiscordDeliverer
+from bot.discord_progress import ProgressBoard
+from bot.engine import Engine
+from bot.logs import setup_logging
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.generate",)
+
+
+class WanBot(commands.Bot):
+    """Holds the engine and the parts every cog needs; needs no privileged intents."""
+
+    def __init__(self, settings: Settings, store: Store, engine: Engine,
+                 session: aiohttp.ClientSession) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # guild and channel cache: upload limits, channel names
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents,
+                         help_command=None, tree_cls=WanTree)
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.session = session
+        self.progress = ProgressBoard(self, engine, interval_s=settings.progress_interval_s)
+        self.deliverer = DiscordDeliverer(self)
+        self.closing = False
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.progress.start()
+        await self.engine.start()
+        self.engine.set_deliverer("discord", self.deliverer)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Sync the command tree only when it changed since the last sync (hash in the store)."""
+        scopes = [discord.Object(g) for g in self.settings.guild_ids] or [None]
+        for guild in scopes:
+            if guild is not None:
+                self.tree.copy_global_to(guild=guild)
+            payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+            digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+            key = f"commands:{guild.id if guild else 'global'}"
+            if await self.store.get_meta(key) == digest:
+                continue
+            await self.tree.sync(guild=guild)
+            await self.store.set_meta(key, digest)
+            log.info("synced %d commands to %s", len(payload), key.split(":")[1])
+
+    async def close(self) -> None:
+        """Stop taking commands, stop the engine (its writes finish), then disconnect."""
+        if not self.closing:
+            self.closing = True
+            await self.progress.close()
+            await self.engine.stop()
+        await super().close()
+
+
+class WanTree(app_commands.CommandTree["WanBot"]):
+    async def interaction_check(self, interaction: discord.Interaction[WanBot]) -> bool:
+        if interaction.client.closing:
+            await interaction.response.send_message(
+                "The bot is restarting; please try again in a minute.", ephemeral=True)
+            return False
+        return True
+
+
+async def run(settings: Settings) -> None:
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.http_timeout_s,
+                                    sock_read=settings.http_timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        store = await Store.open(settings.database_path)
+        try:
+            client = DashScope(session, settings.base_url, settings.dashscope_api_key,
+                               timeout_s=settings.http_timeout_s)
+            bot = WanBot(settings, store, Engine(store, client, settings), session)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, lambda: asyncio.create_task(bot.close()))
+            async with bot:
+                await bot.start(settings.discord_token)
+        finally:
+            await store.close()
+
+
+def main(argv: list[str]) -> int:
+    settings = settings_or_exit()
+    setup_logging(settings.log_level, [settings.dashscope_api_key, settings.discord_token])
+    try:
+        asyncio.run(run(settings))
+    except discord.LoginFailure:
+        log.error("Discord refused DISCORD_TOKEN: copy a fresh token from the developer portal.")
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        log.error("Discord asked for privileged intents; wanbot needs none. Check the token.")
+        return 2
+    return 0

@@ -1,0 +1,121 @@
+"""Keeps each job's progress message in step with the job, without hammering Discord.
+
+Edits go through the bot's own token on the channel message (never the interaction token,
+which dies after 15 minutes), at most once per interval per message, and only when what the
+message shows has changed. Discord's 429s are waited out by discord.py itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+
+from bot.clock import Clock
+from bot.discord_render import progress_embed
+from bot.engine import Engine, JobUpdate
+from bot.store import JobState
+
+log = logging.getLogger(__name__)
+
+Editor = Callable[[JobUpdate, discord.Embed], Awaitable[None]]
+
+
+class ProgressBoard:
+    def __init__(self, client: discord.Client, engine: Engine, *, interval_s: float = 5.0,
+                 clock: Clock | None = None) -> None:
+        self.client = client
+        self.engine = engine
+        self.interval_s = interval_s
+        self.clock = clock or Clock()
+        self._latest: dict[str, JobUpdate] = {}  # newest update not yet shown, per job
+        self._shown: dict[str, dict[str, Any]] = {}  # what each message shows now
+        self._last_edit: dict[str, float] = {}
+        self._flushing: dict[str, asyncio.Task[None]] = {}
+        self._editors: dict[str, Editor] = {}  # jobs shown somewhere other than a channel
+        self._ticker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.engine.subscribe(self.on_update)
+        self._ticker = asyncio.create_task(self._tick(), name="progress-ticker")
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._ticker, *self._flushing.values()) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def use_editor(self, job_id: str, editor: Editor) -> None:
+        """Show this job through `editor` (e.g. an ephemeral response) instead of a channel."""
+        self._editors[job_id] = editor
+
+    def shown(self, job_id: str) -> dict[str, Any] | None:
+        return self._shown.get(job_id)
+
+    async def on_update(self, update: JobUpdate) -> None:
+        job = update.job
+        if not job.progress_ref and job.id not in self._editors:
+            return
+        self._latest[job.id] = update
+        if job.id not in self._flushing:
+            self._flushing[job.id] = asyncio.create_task(self._flush(job.id))
+
+    async def _flush(self, job_id: str) -> None:
+        try:
+            while job_id in self._latest:
+                wait = self._last_edit.get(job_id, -1e18) + self.interval_s - self.clock.now()
+                if wait > 0:
+                    await self.clock.sleep(wait)
+                await self._show(self._latest.pop(job_id))
+        finally:
+            self._flushing.pop(job_id, None)
+
+    async def _show(self, update: JobUpdate) -> None:
+        embed = progress_embed(update)
+        job_id = update.job.id
+        if self._shown.get(job_id) == embed.to_dict():
+            return
+        try:
+            await self._edit(update, embed)
+        except discord.NotFound:
+            log.info("job %s: progress message is gone; no more edits", job_id)
+            self._forget(job_id)
+            return
+        except discord.HTTPException as exc:
+            log.warning("job %s: progress edit failed (%s); will retry", job_id, exc.status)
+            return
+        self._shown[job_id] = embed.to_dict()
+        self._last_edit[job_id] = self.clock.now()
+        if update.job.terminal:
+            self._forget(job_id, keep_shown=False)
+
+    async def _edit(self, update: JobUpdate, embed: discord.Embed) -> None:
+        editor = self._editors.get(update.job.id)
+        if editor is not None:
+            await editor(update, embed)
+            return
+        ref = update.job.progress_ref or {}
+        channel = self.client.get_partial_messageable(int(ref["channel_id"]))
+        await channel.get_partial_message(int(ref["message_id"])).edit(embed=embed)
+
+    def _forget(self, job_id: str, keep_shown: bool = False) -> None:
+        self._editors.pop(job_id, None)
+        self._last_edit.pop(job_id, None)
+        if not keep_shown:
+            self._shown.pop(job_id, None)
+
+    async def _tick(self) -> None:
+        """Refresh running jobs now and then: their bar and ETA move without a state change."""
+        while True:
+            await self.clock.sleep(max(self.interval_s, 15.0))
+            try:
+                active = await self.engine.store.jobs_in(
+                    [JobState.QUEUED, JobState.PENDING, JobState.RUNNING])
+                for job in active:
+                    if job.progress_ref or job.id in self._editors:
+                        await self.on_update(await self.engine.update_for(job))
+            except Exception:
+                log.exception("progress refresh failed")

@@ -1,0 +1,668 @@
+"""The engine: turns requests into delivered videos without losing, doubling or overpaying.
+
+It queues jobs in the store, admits them fairly into each model's few provider slots, submits,
+polls under one query-rate cap, fetches results while their links live, hands them to the front
+end that asked, and resumes all of it after a restart. It knows nothing of Discord: front ends
+subscribe to updates and register a deliverer for their platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot import catalog
+from bot.clock import Clock
+from bot.config import Settings
+from bot.dashscope import DashScope, Task, TaskStatus
+from bot.errors import ApiError, InputError
+from bot.fairness import fair_order
+from bot.polling import HistoryPolicy, PollPolicy, QueryLimiter
+from bot.store import AT_PROVIDER, Job, JobState, Store, new_job_id
+
+log = logging.getLogger(__name__)
+
+RESULT_TTL_S = 24 * 3600  # the provider keeps task ids and video links this long
+RECONCILE_SKEW_S = 120  # clock difference we tolerate when matching listed tasks to jobs
+MAX_VIDEO_BYTES = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a front end knows about a new job, already checked."""
+
+    platform: str
+    team_id: str
+    channel_id: str
+    user_id: str
+    command: str
+    model: str
+    media: dict[str, Any]
+    options: dict[str, Any]
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    oss: bool = False
+    notes: list[str] = field(default_factory=list)
+    display: dict[str, Any] = field(default_factory=dict)
+    private: bool = False
+    expected_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """What a front end shows about a job."""
+
+    job: Job
+    position: int | None  # 1-based place in its model's queue while queued
+    elapsed_s: float
+    eta_s: float | None  # seconds until the video is expected, when history allows a guess
+
+
+Listener = Callable[[JobUpdate], Awaitable[None]]
+
+
+class Deliverer(Protocol):
+    async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
+        """Post the video; return where it went (kept in the job's `delivery`)."""
+        ...
+
+    async def find_delivery(self, job: Job) -> dict[str, Any] | None:
+        """After a crash mid-delivery: the delivery if it happened, so it is not repeated."""
+        ...
+
+
+class CancelOutcome(StrEnum):
+    DROPPED = "dropped"  # it was still queued: nothing was spent
+    CANCELED = "canceled"  # the provider canceled the pending task: nothing was spent
+    WILL_NOT_DELIVER = "will_not_deliver"  # already running: it cannot be stopped or refunded
+    REQUESTED = "requested"  # being sent: canceled as soon as the provider has it
+    TOO_LATE = "too_late"  # already finished
+    UNKNOWN = "unknown"  # no such job
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        client: DashScope,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        policy: PollPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.policy = policy or HistoryPolicy()
+        self.limiter = QueryLimiter(settings.max_qps, self.clock)
+        self._listeners: list[Listener] = []
+        self._deliverers: dict[str, Deliverer] = {}
+        self._due: dict[str, float] = {}  # job id -> when to query its task next
+        self._polls: dict[str, int] = {}  # job id -> queries made since submission
+        self._blocked: dict[str, float] = {}  # model -> no submissions before this time
+        self._backoff: dict[str, float] = {}  # model -> current 429 back-off
+        self._admit_wake = asyncio.Event()
+        self._poll_wake = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._work: set[asyncio.Task[Any]] = set()
+        self.queries = 0  # status queries sent (gets and lists), for benchmarks
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for model in catalog.MODELS:
+            await self._learn(model)
+        await self._recover()
+        self._loops = [
+            asyncio.create_task(self._admit_loop(), name="engine-admit"),
+            asyncio.create_task(self._poll_loop(), name="engine-poll"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop at once. Whatever was in flight is in the store and resumes on the next start."""
+        tasks = [*self._loops, *self._work]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loops.clear()
+        self._work.clear()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def set_deliverer(self, platform: str, deliverer: Deliverer) -> None:
+        """Register a front end's way to post results; results waiting for it go out now."""
+        self._deliverers[platform] = deliverer
+        self._spawn(self._deliver_waiting(platform))
+
+    # --- what front ends call --------------------------------------------------------------
+
+    async def submit(self, request: JobRequest) -> JobUpdate:
+        """Queue a job; returns at once with its id and place in the queue."""
+        now = self.clock.now()
+        job = Job(
+            id=new_job_id(),
+            state=JobState.QUEUED,
+            created_at=now,
+            updated_at=now,
+            **request.__dict__,
+        )
+        await self.store.insert_job(job)
+        log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
+        self._admit_wake.set()
+        return await self.update_for(job)
+
+    async def cancel(self, job_id: str) -> CancelOutcome:
+        """Stop a job as far as the provider allows; says what that was."""
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return CancelOutcome.UNKNOWN
+        if job.state is JobState.QUEUED and await self._set(
+            job, JobState.CANCELED, expect=[JobState.QUEUED], error_code="Canceled",
+            finished_at=self.clock.now(),
+        ):
+            await self._emit_queue(job.model)
+            return CancelOutcome.DROPPED
+        job = await self.store.get_job(job_id) or job
+        if job.terminal or job.state is JobState.DELIVERING:
+            return CancelOutcome.TOO_LATE
+        # Written first: whatever happens next (a result, a restart) honours it.
+        job = await self.store.update_job(job.id, cancel_requested=True) or job
+        if job.state is JobState.SUCCEEDED:
+            await self._mark_canceled(job)
+            return CancelOutcome.WILL_NOT_DELIVER
+        if job.state is JobState.PENDING and await self._cancel_at_provider(job):
+            return CancelOutcome.CANCELED
+        if job.state is JobState.SUBMITTING:
+            return CancelOutcome.REQUESTED
+        return CancelOutcome.WILL_NOT_DELIVER
+
+    async def set_progress_ref(self, job_id: str, ref: dict[str, Any]) -> Job | None:
+        return await self.store.update_job(job_id, progress_ref=ref)
+
+    async def update_for(self, job: Job, order: list[Job] | None = None) -> JobUpdate:
+        """The job as a front end shows it: place in the queue, elapsed time and ETA."""
+        now = self.clock.now()
+        position = eta = None
+        if job.state is JobState.QUEUED:
+            order = order if order is not None else await self._queue_order(job.model)
+            ids = [j.id for j in order]
+            position = ids.index(job.id) + 1 if job.id in ids else None
+            eta = self._queued_eta(job.model, (position or 1) - 1)
+        elif job.state in AT_PROVIDER and job.submitted_at:
+            eta = self.policy_remaining(job.model, now - job.submitted_at)
+        return JobUpdate(job, position, max(0.0, now - job.created_at), eta)
+
+    async def queue(self) -> dict[str, list[JobUpdate]]:
+        """What is waiting, by model, in admission order."""
+        result: dict[str, list[JobUpdate]] = {}
+        for model in catalog.MODELS:
+            order = await self._queue_order(model)
+            if order:
+                result[model] = [await self.update_for(j, order) for j in order]
+        return result
+
+    def policy_remaining(self, model: str, elapsed_s: float) -> float | None:
+        remaining = getattr(self.policy, "remaining", None)
+        return remaining(model, elapsed_s) if remaining else None
+
+    # --- admission -------------------------------------------------------------------------
+
+    async def _admit_loop(self) -> None:
+        while True:
+            self._admit_wake.clear()
+            try:
+                await self._admit_all()
+            except Exception:
+                log.exception("admission failed; retrying")
+            await self.clock.wait(self._admit_wake, self._next_unblock())
+
+    def _next_unblock(self) -> float | None:
+        now = self.clock.now()
+        waits = [t - now for t in self._blocked.values() if t > now]
+        return min(waits) if waits else None
+
+    async def _admit_all(self) -> None:
+        queued = await self.store.jobs_in([JobState.QUEUED])
+        for model in sorted({j.model for j in queued}):
+            if self._blocked.get(model, 0) > self.clock.now():
+                continue
+            busy = len(await self.store.jobs_in(AT_PROVIDER, model))
+            free = self.settings.slots(model) - busy
+            if free <= 0:
+                continue
+            for job in (await self._queue_order(model))[:free]:
+                await self._admit(job)
+            await self._emit_queue(model)
+
+    async def _queue_order(self, model: str) -> list[Job]:
+        queued = await self.store.jobs_in([JobState.QUEUED], model)
+        if not queued:
+            return []
+        teams = await self.store.last_admitted(model, "team_id")
+        users = await self.store.last_admitted(model, "user_id")
+        return fair_order(queued, teams, users)
+
+    async def _admit(self, job: Job) -> None:
+        admitted = await self._set(
+            job,
+            JobState.SUBMITTING,
+            expect=[JobState.QUEUED],
+            submitted_at=self.clock.now(),
+            attempts=job.attempts + 1,
+        )
+        if admitted:
+            self._spawn(self._submit(admitted))
+
+    async def _submit(self, job: Job) -> None:
+        model = catalog.get_model(job.model)
+        try:
+            body = catalog.build_body(
+                model, self.settings.region, job.media, job.prompt, job.negative_prompt,
+                job.options,
+            )
+            task = await self.client.create_task(model.endpoint, body, oss_resolve=job.oss)
+        except InputError as exc:
+            await self._fail(job, "InvalidParameter", str(exc))
+        except ApiError as exc:
+            await self._submit_failed(job, exc)
+        else:
+            await self._record_task(job, task)
+
+    async def _submit_failed(self, job: Job, exc: ApiError) -> None:
+        if getattr(exc, "maybe_created", False):
+            # The request may have reached the provider: find out before sending it again.
+            log.warning("job %s: create may have succeeded (%s); reconciling", job.id, exc.code)
+            await self.clock.sleep(5)
+            await self._reconcile(job.model)
+        elif exc.retryable:
+            await self._requeue(job, exc)
+        else:
+            await self._fail(job, exc.code, exc.message)
+
+    async def _requeue(self, job: Job, exc: ApiError) -> None:
+        """The model's slots are full at the provider (or it is busy): wait, then retry."""
+        backoff = min(max(self._backoff.get(job.model, 5.0) * 2, 10.0), 300.0)
+        if exc.retry_after_s:
+            backoff = max(exc.retry_after_s, 1.0)
+        self._backoff[job.model] = backoff
+        self._blocked[job.model] = self.clock.now() + backoff
+        log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, job.model, backoff)
+        await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None)
+        self._admit_wake.set()
+
+    async def _record_task(self, job: Job, task: Task) -> None:
+        self._backoff.pop(job.model, None)
+        state = JobState.RUNNING if task.status is TaskStatus.RUNNING else JobState.PENDING
+        saved = await self._set(job, state, expect=[JobState.SUBMITTING], task_id=task.task_id)
+        if saved is None:
+            return
+        log.info("job %s: task %s %s", job.id, task.task_id, task.status)
+        if saved.cancel_requested:
+            await self._cancel_at_provider(saved)
+        self._schedule(saved, first=True)
+
+    # --- reconciliation after a crash or an ambiguous create ------------------------------
+
+    async def _reconcile(self, model_name: str) -> None:
+        """Match jobs stuck in `submitting` to tasks the provider has, before any resubmit."""
+        jobs = await self.store.jobs_in([JobState.SUBMITTING], model_name)
+        if not jobs:
+            return
+        model = catalog.get_model(model_name)
+        start = min(j.submitted_at or j.created_at for j in jobs) - RECONCILE_SKEW_S
+        now = self.clock.now()
+        await self.limiter.acquire()
+        self.queries += 1
+        listed = await self.client.list_tasks(
+            model=model.api_name(self.settings.region),
+            start=_dt(start),
+            end=_dt(now + RECONCILE_SKEW_S),
+        )
+        claimed = await self.store.claimed_task_ids()
+        free = [t for t in listed if t.task_id not in claimed]
+        for job in sorted(jobs, key=lambda j: j.submitted_at or 0):
+            match = await self._match(job, free)
+            if match is not None:
+                free.remove(match)
+                log.info("job %s: found its task %s at the provider", job.id, match.task_id)
+                await self._record_task(job, await self._get_task(match.task_id))
+            else:
+                log.info("job %s: the provider never got it; queueing again", job.id)
+                await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
+        self._admit_wake.set()
+
+    async def _match(self, job: Job, candidates: list[Any]) -> Any | None:
+        """The first listed task created after the job was sent, with the job's prompt."""
+        for cand in sorted(candidates, key=_created):
+            created = _created(cand)
+            if created and created < (job.submitted_at or 0) - RECONCILE_SKEW_S:
+                continue
+            if not job.prompt:
+                return cand
+            task = await self._get_task(cand.task_id)
+            if task.orig_prompt in (None, job.prompt):
+                return cand
+        return None
+
+    # --- polling ---------------------------------------------------------------------------
+
+    def _schedule(self, job: Job, *, first: bool = False) -> None:
+        if first:
+            self._polls[job.id] = 0
+        elapsed = self.clock.now() - (job.submitted_at or self.clock.now())
+        delay = self.policy.next_delay(job.model, elapsed, self._polls.get(job.id, 0))
+        self._due[job.id] = self.clock.now() + delay
+        self._poll_wake.set()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            self._poll_wake.clear()
+            now = self.clock.now()
+            due = [jid for jid, t in self._due.items() if t <= now]
+            if due:
+                try:
+                    await self._poll(due)
+                except Exception:
+                    log.exception("polling failed; will retry")
+                    for jid in due:
+                        self._due[jid] = self.clock.now() + 5
+                continue
+            soonest = min(self._due.values(), default=None)
+            await self.clock.wait(self._poll_wake, None if soonest is None else soonest - now)
+
+    async def _poll(self, due: list[str]) -> None:
+        if self.policy.batch and len(self._due) > 1:
+            await self._poll_by_list()
+        else:
+            await asyncio.gather(*(self._poll_one(jid) for jid in due))
+
+    async def _poll_one(self, job_id: str) -> None:
+        self._due.pop(job_id, None)
+        job = await self.store.get_job(job_id)
+        if job is None or job.task_id is None or job.state not in AT_PROVIDER:
+            return
+        self._polls[job_id] = self._polls.get(job_id, 0) + 1
+        try:
+            task = await self._get_task(job.task_id)
+        except ApiError as exc:
+            log.warning("job %s: status query failed: %s", job.id, exc)
+            self._due[job.id] = self.clock.now() + (exc.retry_after_s or 5)
+            return
+        await self._apply(job, task)
+
+    async def _poll_by_list(self) -> None:
+        """One list query answers for every active task; details only for finished ones."""
+        jobs = [j for j in await self.store.jobs_in([JobState.PENDING, JobState.RUNNING])
+                if j.task_id]
+        if not jobs:
+            self._due.clear()
+            return
+        start = min(j.submitted_at or j.created_at for j in jobs) - RECONCILE_SKEW_S
+        await self.limiter.acquire()
+        self.queries += 1
+        listed = await self.client.list_tasks(start=_dt(start),
+                                              end=_dt(self.clock.now() + RECONCILE_SKEW_S))
+        status = {t.task_id: t.status for t in listed}
+        for job in jobs:
+            self._polls[job.id] = self._polls.get(job.id, 0) + 1
+            seen = status.get(job.task_id or "")
+            if seen is None or seen in (TaskStatus.PENDING, TaskStatus.RUNNING):
+                await self._apply_progress(job, seen)
+                continue
+            self._due.pop(job.id, None)
+            self._spawn(self._poll_one_now(job))
+
+    async def _poll_one_now(self, job: Job) -> None:
+        self._polls[job.id] = self._polls.get(job.id, 0) + 1
+        try:
+            task = await self._get_task(job.task_id or "")
+        except ApiError as exc:
+            log.warning("job %s: status query failed: %s", job.id, exc)
+            self._due[job.id] = self.clock.now() + (exc.retry_after_s or 5)
+            self._poll_wake.set()
+            return
+        await self._apply(job, task)
+
+    async def _apply_progress(self, job: Job, seen: TaskStatus | None) -> None:
+        if seen is None:  # not listed (yet): ask about it directly
+            self._spawn(self._poll_one_now(job))
+            return
+        if seen is TaskStatus.RUNNING and job.state is JobState.PENDING:
+            job = await self._set(job, JobState.RUNNING, expect=[JobState.PENDING],
+                                  started_at=self.clock.now()) or job
+        self._schedule(job)
+
+    async def _get_task(self, task_id: str) -> Task:
+        await self.limiter.acquire()
+        self.queries += 1
+        return await self.client.get_task(task_id)
+
+    async def _apply(self, job: Job, task: Task) -> None:
+        """Write what the provider said, then act on it."""
+        handler = {
+            TaskStatus.PENDING: self._on_waiting,
+            TaskStatus.RUNNING: self._on_waiting,
+            TaskStatus.SUCCEEDED: self._on_succeeded,
+            TaskStatus.FAILED: self._on_failed,
+            TaskStatus.CANCELED: self._on_canceled,
+        }.get(task.status, self._on_unknown)
+        self._due.pop(job.id, None)
+        await handler(job, task)
+
+    async def _on_waiting(self, job: Job, task: Task) -> None:
+        if task.status is TaskStatus.RUNNING and job.state is not JobState.RUNNING:
+            job = await self._set(job, JobState.RUNNING, expect=AT_PROVIDER,
+                                  started_at=self.clock.now()) or job
+        self._schedule(job)
+
+    async def _on_succeeded(self, job: Job, task: Task) -> None:
+        model = catalog.get_model(job.model)
+        url = task.video_url
+        saved = await self._set(
+            job,
+            JobState.SUCCEEDED,
+            expect=AT_PROVIDER,
+            result_url=url,
+            usage=task.usage,
+            actual_prompt=task.actual_prompt,
+            finished_at=self.clock.now(),
+            provider_seconds=_provider_seconds(task),
+        )
+        self._slot_freed(model.name)
+        await self._learn(model.name)
+        if saved is None:
+            return
+        if saved.cancel_requested:
+            await self._mark_canceled(saved)
+            return
+        self._spawn(self._finish(saved))
+
+    async def _on_failed(self, job: Job, task: Task) -> None:
+        await self._fail(job, task.code or "InternalError", task.message or "")
+        self._slot_freed(job.model)
+
+    async def _on_canceled(self, job: Job, task: Task) -> None:
+        await self._mark_canceled(job)
+        self._slot_freed(job.model)
+
+    async def _on_unknown(self, job: Job, task: Task) -> None:
+        await self._set(job, JobState.EXPIRED, expect=AT_PROVIDER, error_code="UNKNOWN",
+                        error_message="The provider no longer knows this task.",
+                        finished_at=self.clock.now())
+        self._slot_freed(job.model)
+
+    def _slot_freed(self, model: str) -> None:
+        self._blocked.pop(model, None)
+        self._admit_wake.set()
+
+    async def _learn(self, model: str) -> None:
+        learn = getattr(self.policy, "learn", None)
+        if learn is not None:
+            learn(model, await self.store.durations(model))
+
+    # --- results ---------------------------------------------------------------------------
+
+    async def _finish(self, job: Job) -> None:
+        """Fetch the video while its link lives, then deliver it."""
+        job = await self._download(job)
+        if job is not None and job.state is JobState.SUCCEEDED:
+            await self._deliver(job)
+
+    async def _download(self, job: Job) -> Job | None:
+        path = self.settings.video_dir / f"{job.id}.mp4"
+        if job.video_path and await asyncio.to_thread(os.path.exists, job.video_path):
+            return job
+        backoff = 5.0
+        while True:
+            try:
+                await self.client.download(job.result_url or "", path, max_bytes=MAX_VIDEO_BYTES)
+                return await self.store.update_job(job.id, video_path=str(path))
+            except ApiError as exc:
+                if not exc.retryable or self._link_dead(job):
+                    return await self._set(job, JobState.EXPIRED, expect=[JobState.SUCCEEDED],
+                                           error_code="Expired", error_message=exc.message)
+                log.warning("job %s: download failed (%s); retrying", job.id, exc.code)
+            await self.clock.sleep(backoff)
+            backoff = min(backoff * 2, 300.0)
+
+    def _link_dead(self, job: Job) -> bool:
+        return self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
+
+    async def _deliver(self, job: Job) -> None:
+        deliverer = self._deliverers.get(job.platform)
+        if deliverer is None:
+            return  # delivered when its front end registers
+        job = await self._set(job, JobState.DELIVERING, expect=[JobState.SUCCEEDED]) or job
+        if job.state is not JobState.DELIVERING:
+            return
+        await self._post(job, deliverer, retry=False)
+
+    async def _post(self, job: Job, deliverer: Deliverer, *, retry: bool) -> None:
+        """Post once; after a failure (or a crash) look for the post before posting again."""
+        backoff = 5.0
+        while True:
+            try:
+                where = await deliverer.find_delivery(job) if retry else None
+                where = where or await deliverer.deliver(job, Path(job.video_path or ""))
+                await self._set(job, JobState.DELIVERED, expect=[JobState.DELIVERING],
+                                delivery=where, delivered_at=self.clock.now())
+                return
+            except Exception:
+                log.exception("job %s: delivery failed; retrying in %.0fs", job.id, backoff)
+            retry = True
+            await self.clock.sleep(backoff)
+            backoff = min(backoff * 2, 300.0)
+
+    async def _deliver_waiting(self, platform: str) -> None:
+        for job in await self.store.jobs_in([JobState.SUCCEEDED, JobState.DELIVERING]):
+            if job.platform == platform and job.video_path:
+                self._spawn(self._redeliver(job))
+
+    async def _redeliver(self, job: Job) -> None:
+        if job.state is JobState.DELIVERING:
+            await self._post(job, self._deliverers[job.platform], retry=True)
+        else:
+            await self._deliver(job)
+
+    # --- recovery --------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Pick up every job that was not finished when the last process stopped."""
+        active = await self.store.jobs_in([JobState.SUBMITTING, JobState.PENDING,
+                                           JobState.RUNNING, JobState.SUCCEEDED])
+        for model in sorted({j.model for j in active if j.state is JobState.SUBMITTING}):
+            await self._reconcile(model)
+        for job in active:
+            if job.state in (JobState.PENDING, JobState.RUNNING):
+                self._due[job.id] = self.clock.now()
+                self._polls[job.id] = 1
+            elif job.state is JobState.SUCCEEDED:
+                self._spawn(self._finish(job))
+        if active:
+            log.info("resumed %d unfinished jobs", len(active))
+
+    # --- small shared steps ----------------------------------------------------------------
+
+    async def _cancel_at_provider(self, job: Job) -> bool:
+        try:
+            await self.client.cancel_task(job.task_id or "")
+        except ApiError as exc:
+            log.info("job %s: provider would not cancel (%s)", job.id, exc.code)
+            return False
+        self._due.pop(job.id, None)
+        await self._mark_canceled(job)
+        self._slot_freed(job.model)
+        return True
+
+    async def _mark_canceled(self, job: Job) -> None:
+        await self._set(job, JobState.CANCELED, expect=[*AT_PROVIDER, JobState.SUCCEEDED],
+                        error_code="Canceled", finished_at=self.clock.now())
+
+    async def _fail(self, job: Job, code: str, message: str) -> None:
+        log.info("job %s failed: %s %s", job.id, code, message)
+        await self._set(job, JobState.FAILED, expect=[*AT_PROVIDER, JobState.QUEUED],
+                        error_code=code, error_message=message, finished_at=self.clock.now())
+
+    async def _set(self, job: Job, state: JobState, *, expect: Any, **changes: Any) -> Job | None:
+        """Move a job to `state` if it is still in `expect`; tell the listeners."""
+        saved = await self.store.update_job(
+            job.id, expect=expect, state=state, updated_at=self.clock.now(), **changes
+        )
+        if saved is not None:
+            await self._emit(saved)
+        return saved
+
+    async def _emit(self, job: Job, order: list[Job] | None = None) -> None:
+        if not self._listeners:
+            return
+        update = await self.update_for(job, order)
+        for listener in list(self._listeners):
+            try:
+                await listener(update)
+            except Exception:
+                log.exception("listener failed on job %s", job.id)
+
+    async def _emit_queue(self, model: str) -> None:
+        """Tell every queued job of a model its new place."""
+        if not self._listeners:
+            return
+        order = await self._queue_order(model)
+        for job in order:
+            await self._emit(job, order)
+
+    def _queued_eta(self, model: str, ahead: int) -> float | None:
+        typical = getattr(self.policy, "typical", lambda m: None)(model)
+        if typical is None:
+            return None
+        slots = self.settings.slots(model)
+        return (ahead // slots) * typical + typical / 2 + typical
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _created(task: Any) -> float | None:
+    when = getattr(task, "submit_time", None) or getattr(task, "gmt_create", None)
+    return when.timestamp() if isinstance(when, datetime) else None
+
+
+def _provider_seconds(task: Task) -> float | None:
+    if task.submit_time and task.end_time:
+        return max(0.0, (task.end_time - task.submit_time).total_seconds())
+    return None

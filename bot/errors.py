@@ -1,0 +1,100 @@
+"""Exception types and the words users see for them."""
+
+from __future__ import annotations
+
+
+class WanbotError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(WanbotError):
+    """Settings are missing or wrong; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class InputError(WanbotError):
+    """The user's input cannot be used; nothing was spent on it."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
+
+
+# What a person should read for each provider code: short, and what to do about it.
+USER_MESSAGES: dict[str, str] = {
+    "InvalidApiKey": "The bot's DashScope API key was refused. An admin needs to set a valid key.",
+    "InvalidParameter": "The provider rejected one of the inputs or options.",
+    "DataInspectionFailed": "The provider's content check rejected the prompt or media.",
+    "IPInfringementSuspect": "The provider suspects the input infringes intellectual property.",
+    "Arrearage": "The DashScope account is out of credit. An admin needs to top it up.",
+    "AccessDenied": "The account may not use this model. An admin can enable it in Model Studio.",
+    "AccessDenied.Unpurchased": "This model is not activated for the account.",
+    "Throttling": "The provider is busy right now; the bot will retry.",
+    "Throttling.RateQuota": "Too many requests to the provider; the bot will retry.",
+    "Throttling.AllocationQuota": "The account's quota for this model is used up.",
+    "InternalError": "The provider had an internal error.",
+    "InternalError.Timeout": "The provider timed out.",
+    "Timeout": "The provider did not answer in time.",
+    "ConnectionError": "The provider could not be reached.",
+    "UNKNOWN": "The provider no longer knows this task (its results are kept for 24 hours).",
+    "Expired": "The result expired before it could be fetched (results are kept for 24 hours).",
+    "Canceled": "The job was canceled.",
+}
+
+# Codes that are never worth retrying: the same request will fail the same way.
+FINAL_CODES = frozenset(
+    {
+        "InvalidApiKey",
+        "InvalidParameter",
+        "DataInspectionFailed",
+        "IPInfringementSuspect",
+        "Arrearage",
+        "Throttling.AllocationQuota",
+    }
+)
+
+
+def describe(code: str, message: str = "") -> str:
+    """A short human sentence for a provider code, with the code itself for support."""
+    text = USER_MESSAGES.get(code)
+    if text is None and code.startswith("AccessDenied"):
+        text = USER_MESSAGES["AccessDenied"]
+    if text is None:
+        text = "The provider reported an error."
+    if message and code in ("InvalidParameter", "DataInspectionFailed"):
+        text = f"{text} ({message[:200]})"
+    return f"{text} [{code}]"
+
+
+def is_final(code: str) -> bool:
+    """True when retrying the same request cannot help."""
+    return code in FINAL_CODES or code.startswith("AccessDenied")
+
+
+class ApiError(WanbotError):
+    """DashScope answered with an error, or could not be reached."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int = 0,
+        request_id: str | None = None,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message} (HTTP {status})")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+    def user_message(self) -> str:
+        return describe(self.code, self.message)

@@ -1,0 +1,87 @@
+"""The SQLite store: migrations, round trips, guarded transitions."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.store import MIGRATIONS, Job, JobState, Store
+
+
+def make_job(job_id: str = "j1", **changes: object) -> Job:
+    base = dict(
+        id=job_id, platform="cli", team_id="t", channel_id="c", user_id="u", command="kf2v",
+        model="wan2.2-kf2v-flash", state=JobState.QUEUED, created_at=1.0,
+        media={"first_frame_url": "https://x/a.png"}, options={"resolution": "480P"},
+    )
+    base.update(changes)
+    return Job(**base)  # type: ignore[arg-type]
+
+
+async def test_migrates_a_new_file_to_the_latest_version(tmp_path):
+    """A new file gets every migration and the version says so."""
+    store = await Store.open(tmp_path / "a.db")
+    assert await store.schema_version() == len(MIGRATIONS)
+    await store.close()
+
+
+async def test_reopening_does_not_migrate_twice(tmp_path):
+    """Opening an up-to-date file again keeps its rows."""
+    store = await Store.open(tmp_path / "a.db")
+    await store.insert_job(make_job())
+    await store.close()
+    store = await Store.open(tmp_path / "a.db")
+    assert (await store.get_job("j1")) is not None
+    await store.close()
+
+
+async def test_upgrades_a_version_one_file(tmp_path):
+    """A file written by the first schema gains the later tables."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")
+    store = await Store.open(path)
+    await store.set_team_settings("g", {"gallery": 5})
+    assert await store.get_team_settings("g") == {"gallery": 5}
+    await store.close()
+
+
+async def test_job_round_trips_with_json_and_flags(tmp_path):
+    """Structures, flags and states come back as they went in."""
+    store = await Store.open(tmp_path / "a.db")
+    job = make_job(notes=["scaled"], private=True, usage={"video_duration": 5})
+    await store.insert_job(job)
+    assert await store.get_job("j1") == job
+    await store.close()
+
+
+async def test_guarded_update_refuses_a_moved_job(tmp_path):
+    """An update that expects a state the job has left changes nothing."""
+    store = await Store.open(tmp_path / "a.db")
+    await store.insert_job(make_job())
+    moved = await store.update_job("j1", expect=[JobState.QUEUED], state=JobState.CANCELED)
+    assert moved is not None and moved.state is JobState.CANCELED
+    again = await store.update_job("j1", expect=[JobState.QUEUED], state=JobState.SUBMITTING)
+    assert again is None
+    assert (await store.get_job("j1")).state is JobState.CANCELED
+    await store.close()
+
+
+async def test_durations_newest_first_and_fairness_facts(tmp_path):
+    """History and last-admitted times come from the rows."""
+    store = await Store.open(tmp_path / "a.db")
+    for i, secs in enumerate([100.0, 110.0, 120.0]):
+        await store.insert_job(make_job(f"j{i}", user_id=f"u{i}", submitted_at=10.0 + i,
+                                        finished_at=20.0 + i, provider_seconds=secs))
+    assert await store.durations("wan2.2-kf2v-flash") == [120.0, 110.0, 100.0]
+    assert await store.last_admitted("wan2.2-kf2v-flash", "user_id") == {
+        "u0": 10.0, "u1": 11.0, "u2": 12.0}
+    await store.close()
+
+
+async def test_meta_upserts(tmp_path):
+    store = await Store.open(tmp_path / "a.db")
+    assert await store.get_meta("k") is None
+    await store.set_meta("k", "1")
+    await store.set_meta("k", "2")
+    assert await store.get_meta("k") == "2"
+    await store.close()
