@@ -91,8 +91,12 @@ def literal_ip(host: str) -> IPAddress | None:
 
 
 def _normal_host(host: str) -> str:
-    ip = literal_ip(host)
-    return str(ip) if ip is not None else host.strip("[]").rstrip(".").lower()
+    """Spelling-insensitive for names and IPv6, but legacy numeric forms (2130706433) are not
+    read as addresses here: trust goes to what was written, not to what it may decode to."""
+    host = host.strip("[]").rstrip(".").lower()
+    with suppress(ValueError):
+        return str(ipaddress.ip_address(host))
+    return host
 
 
 async def _system_lookup(host: str, port: int, family: int) -> list[str]:
@@ -263,6 +267,8 @@ async def _download(
             return await _stream(resp, write, option, max_bytes)
     except TimeoutError:
         raise InputError(option, f"could not download the file in {timeout_s:g} s.") from None
+    except aiohttp.ClientConnectorCertificateError:
+        raise InputError(option, "the link's HTTPS certificate is not valid.") from None
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, BlockedAddress):
             raise InputError(option, PRIVATE_MESSAGE) from None

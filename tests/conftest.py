@@ -1,0 +1,61 @@
+"""Shared fixtures: a running DashScope simulator, an HTTP session, a client bound to both."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from bot.dashscope import DashScope
+from bot.sim import SimConfig, Simulator, run_simulator
+
+
+def make_image(size: tuple[int, int] = (640, 480), fmt: str = "PNG", mode: str = "RGB") -> bytes:
+    """A small solid image in memory, in any format and mode Pillow writes."""
+    buf = io.BytesIO()
+    Image.new(mode, size, "red" if mode != "RGBA" else (255, 0, 0, 128)).save(buf, fmt)
+    return buf.getvalue()
+
+
+def data_url(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+@pytest.fixture
+def sim_config() -> SimConfig:
+    """Tasks run 1000x faster than real time; a test module may override this fixture."""
+    return SimConfig(time_scale=1000.0)
+
+
+@pytest.fixture
+async def sim(sim_config: SimConfig) -> AsyncIterator[Simulator]:
+    async with run_simulator(sim_config) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as http:
+        yield http
+
+
+@pytest.fixture
+def slept() -> list[float]:
+    """The back-off waits the `client` fixture asked for, in order."""
+    return []
+
+
+@pytest.fixture
+def client(sim: Simulator, session: aiohttp.ClientSession, slept: list[float]) -> DashScope:
+    """A client of `sim` whose back-off waits are recorded instead of slept."""
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    return DashScope(session, sim.base_url, sim.api_key, timeout_s=5, sleep=record,
+                     rng=random.Random(7))

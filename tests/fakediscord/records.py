@@ -1,0 +1,183 @@
+"""What the fake records about gateways and interactions, and the waiters tests await."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from tests.fakediscord.model import (
+    DEFAULT_WAIT_S,
+    TOKEN_TTL_S,
+    FakeChannel,
+    FakeMessage,
+    FakeUser,
+    Json,
+    snowflake_time_s,
+)
+from tests.fakediscord.wire import ApiError
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class CommandSync:
+    """One bulk overwrite of application commands (``guild_id`` None: global)."""
+
+    guild_id: int | None
+    commands: list[Json]
+
+    @property
+    def names(self) -> list[str]:
+        return [c["name"] for c in self.commands]
+
+
+@dataclass(eq=False)
+class CallbackRecord:
+    """One ``POST /interactions/{id}/{token}/callback``; ``accepted`` if Discord took it."""
+
+    type: int
+    data: Json
+    latency_s: float
+    accepted: bool = False
+
+
+@dataclass(eq=False)
+class GatewaySession:
+    """One websocket connection to the fake gateway."""
+
+    ws: web.WebSocketResponse
+    query: dict[str, str]
+    identify: Json | None = None
+    seq: int = 0
+    heartbeats: int = 0
+    acks: int = 0
+    closed: bool = False
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def live(self) -> bool:
+        return self.identify is not None and not self.closed and not self.ws.closed
+
+    @property
+    def intents(self) -> int:
+        return int((self.identify or {}).get("intents", 0))
+
+    async def send(self, op: int, data: Any, event: str | None = None) -> None:
+        async with self._lock:
+            frame: Json = {"op": op, "d": data, "s": None, "t": None}
+            if op == 0:
+                self.seq += 1
+                frame.update(s=self.seq, t=event)
+            await self.ws.send_str(json.dumps(frame))
+
+
+class Waiters:
+    """Futures resolved when a probe returns something other than None after a change."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+
+    async def wait(self, probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
+        found = probe()
+        if found is not None:
+            return found
+        entry = (probe, asyncio.get_running_loop().create_future())
+        self._pending.append(entry)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await entry[1]
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}") from None
+        finally:
+            self._pending.remove(entry)
+
+    def poke(self) -> None:
+        for probe, future in list(self._pending):
+            if future.done():
+                continue
+            try:
+                found = probe()
+            except Exception as exc:  # a broken probe must fail its waiter, not the fake
+                future.set_exception(exc)
+            else:
+                if found is not None:
+                    future.set_result(found)
+
+
+class InteractionRecord:
+    """One injected interaction and everything the bot did with its id and token."""
+
+    def __init__(
+        self,
+        payload: Json,
+        *,
+        channel: FakeChannel,
+        user: FakeUser,
+        size_limit: int,
+        component_message: FakeMessage | None,
+        waiters: Waiters,
+    ) -> None:
+        self.payload = payload
+        self.id = int(payload["id"])
+        self.token: str = payload["token"]
+        self.type: int = payload["type"]
+        self.channel = channel
+        self.user = user
+        self.size_limit = size_limit
+        self.component_message = component_message
+        self.injected_at = time.monotonic()
+        self.attempts: list[CallbackRecord] = []
+        self.callback: CallbackRecord | None = None
+        self.original: FakeMessage | None = None
+        self.followups: list[FakeMessage] = []
+        self.thinking = False
+        self._waiters = waiters
+
+    @property
+    def expires_at_s(self) -> float:
+        """Unix time at which the token dies (id timestamp + 15 min)."""
+        return snowflake_time_s(self.id) + TOKEN_TTL_S
+
+    def token_expired(self) -> bool:
+        return time.time() >= self.expires_at_s
+
+    async def responded(self, timeout_s: float = DEFAULT_WAIT_S) -> CallbackRecord:
+        """The first callback attempt (check ``.accepted``), once it arrives."""
+        return await self._waiters.wait(
+            lambda: self.attempts[0] if self.attempts else None, timeout_s, "a callback"
+        )
+
+    async def wait_followups(
+        self, count: int = 1, *, timeout_s: float = DEFAULT_WAIT_S
+    ) -> list[FakeMessage]:
+        """The followups once at least ``count`` were sent."""
+        return await self._waiters.wait(
+            lambda: list(self.followups) if len(self.followups) >= count else None,
+            timeout_s,
+            f"{count} followup(s)",
+        )
+
+    def message(self, ref: str) -> FakeMessage:
+        """``@original`` or one of this interaction's message ids, as the webhook routes see it."""
+        if ref == "@original":
+            candidates = [self.original]
+        else:
+            candidates = [m for m in (self.original, *self.followups) if m and str(m.id) == ref]
+        found = [m for m in candidates if m is not None and not m.deleted]
+        if not found:
+            raise ApiError(404, 10008, "Unknown Message")
+        return found[0]
+
+    def message_fields(self, application_id: int) -> Json:
+        """Fields Discord sets on messages created through this interaction."""
+        owners = self.payload["authorizing_integration_owners"]
+        metadata = {"id": str(self.id), "type": self.type, "user": self.user.payload(),
+                    "authorizing_integration_owners": owners}
+        return {"webhook_id": str(application_id), "application_id": str(application_id),
+                "type": 20 if self.type == 2 else 0, "interaction_metadata": metadata}
