@@ -1,7 +1,9 @@
 """The Wan video models as data: endpoints, inputs, options, limits; request bodies built from them.
 
-Figures come from the provider's documents in ../shared/seeds/. Where two documents disagree we
-take the stricter figure, so that nothing the provider would reject is ever paid for.
+Figures come from the provider's documents in ../shared/seeds/. Where two documents about the
+same model disagree we take the stricter figure, so nothing the provider would reject is paid for
+(wan2.1-kf2v-plus appears in one document only and keeps its figures). Prompts over the limit are
+refused rather than silently cut, as the provider would, so the person sees what was sent.
 """
 
 from __future__ import annotations
@@ -141,13 +143,17 @@ def _common(*extra: Option) -> dict[str, Option]:
     return {o.name: o for o in (*base, *extra)}
 
 
+FIXED_DURATION = Option("duration", int, 5, (5,), send_default=False)  # documented, fixed at 5
+
+
 def _kf2v(name: str, image: MediaLimits, res: tuple[str, ...], **kw: Any) -> Model:
     data = kw.pop("data", False)
     inputs = tuple(
         InputField(name, image, accepts_data_url=data)
         for name in ("first_frame_url", "last_frame_url")
     )
-    return Model(name, Command.KF2V, KF2V_ENDPOINT, inputs, _common(_resolution(res, "720P")), **kw)
+    options = _common(_resolution(res, "720P"), FIXED_DURATION)
+    return Model(name, Command.KF2V, KF2V_ENDPOINT, inputs, options, **kw)
 
 
 def _i2v(
@@ -190,6 +196,7 @@ def _reference(name: str, **kw: Any) -> Model:
     inputs = (InputField("ref_images_url", REFERENCE_IMAGE, many=3),)
     options = _common(
         Option("size", str, "1280*720", VACE_SIZES),
+        FIXED_DURATION,
         Option("obj_or_bg", list, None, ("obj", "bg"), send_default=False),
     )
     return Model(
@@ -254,6 +261,17 @@ def models_for(command: Command | str) -> list[Model]:
     return [m for m in _MODELS if m.command == Command(command)]
 
 
+def option_values(command: Command | str, option: str) -> list[Any]:
+    """Every value any of a command's models allows for an option, in catalog order."""
+    values: list[Any] = []
+    for model in models_for(command):
+        opt = model.options.get(option)
+        for value in (opt.choices or ()) if opt else ():
+            if value not in values:
+                values.append(value)
+    return values
+
+
 def default_model(command: Command | str) -> Model:
     return models_for(command)[0]
 
@@ -267,7 +285,7 @@ def get_model(name: str, command: Command | str | None = None) -> Model:
     return model
 
 
-def endpoint_for_api_name(api_name: str) -> Model | None:
+def model_for_api_name(api_name: str) -> Model | None:
     """Look a model up by whatever name a request carried (the simulator uses this)."""
     return MODELS.get(ALIASES.get(api_name, api_name))
 
@@ -279,6 +297,10 @@ def _check_option(model: Model, opt: Option, value: Any) -> Any:
         return value
     if opt.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise InputError(opt.name, "must be a whole number.")
+    if opt.kind is list:
+        if not isinstance(value, list):
+            raise InputError(opt.name, "must be a list.")
+        return value
     if opt.choices is not None and opt.kind is not list and value not in opt.choices:
         allowed = ", ".join(str(c) for c in opt.choices)
         raise InputError(opt.name, f"{model.name} supports {allowed} (got {value}).")
@@ -316,22 +338,24 @@ def _check_roles(roles: list[str] | None, image_count: int) -> None:
     if roles is None:
         return
     if len(roles) != image_count:
-        raise InputError("roles", f"give one role per image ({image_count}), each obj or bg.")
+        raise InputError("obj_or_bg", f"give one role per image ({image_count}), each obj or bg.")
     if any(r not in ("obj", "bg") for r in roles):
-        raise InputError("roles", "each role must be obj or bg.")
+        raise InputError("obj_or_bg", "each role must be obj or bg.")
     if roles.count("bg") > 1:
-        raise InputError("roles", "at most one image can be the background (bg).")
+        raise InputError("obj_or_bg", "at most one image can be the background (bg).")
 
 
 def _check_media(model: Model, media: Mapping[str, str | list[str]]) -> None:
     for f in model.inputs:
         value = media.get(f.name)
+        if isinstance(value, list) and f.many == 1:
+            raise InputError(f.name, "takes one link, not a list.")
         count = len(value) if isinstance(value, list) else int(bool(value))
         if f.required and count == 0:
             raise InputError(f.name, "is required for this model.")
         if count > f.many:
             raise InputError(f.name, f"takes at most {f.many}.")
-    extra = set(media) - {f.name for f in model.inputs}
+    extra = {k for k, v in media.items() if v} - {f.name for f in model.inputs}
     if extra:
         raise InputError(sorted(extra)[0], f"{model.name} does not take this input.")
 

@@ -41,3 +41,7 @@ class ScaledClock(Clock):
 
     def now(self) -> float:
         return self._start + (time.monotonic() - self._mono) * self.scale
+
+    def advance(self, seconds: float) -> None:
+        """Jump ahead (tests: let time pass without waiting for it)."""
+        self._start += seconds

@@ -178,7 +178,7 @@ def error_from_response(
 
 def _marked(err: ApiError, *, maybe_created: bool) -> ApiError:
     """Note on the error whether the request may have taken effect (a create: a task exists)."""
-    err.maybe_created = maybe_created  # type: ignore[attr-defined]
+    err.maybe_created = maybe_created
     return err
 
 
@@ -281,8 +281,7 @@ class DashScope:
                                   idempotent=False)
         task = Task.from_api(payload)
         if not task.task_id:
-            raise _transport_error("InvalidResponse", "the create answer had no task_id",
-                                   sent=True)
+            raise _bad_answer("the create answer had no task_id", maybe_created=True)
         return task
 
     async def get_task(self, task_id: str) -> Task:
@@ -329,8 +328,7 @@ class DashScope:
         policy = answer.get("data") or {}
         missing = {"policy", "signature", "upload_dir", "upload_host"} - set(policy)
         if missing:
-            raise _transport_error("InvalidResponse", f"upload policy lacks {sorted(missing)}",
-                                   sent=False)
+            raise _bad_answer(f"the upload policy lacks {sorted(missing)}", maybe_created=False)
         key = f"{policy['upload_dir']}/{Path(filename).name}"
         tries = 0
 
@@ -388,7 +386,7 @@ class DashScope:
                 return await attempt()
             except ApiError as err:
                 # A create that may have reached the provider is never sent twice.
-                unsafe = not idempotent and getattr(err, "maybe_created", True)
+                unsafe = not idempotent and err.maybe_created
                 if not err.retryable or unsafe or number == self.max_attempts:
                     raise
                 delay = self._backoff(number, err.retry_after_s)
@@ -488,6 +486,10 @@ def _download_error(status: int, text: str, resp: aiohttp.ClientResponse) -> Api
         err = ApiError("Expired", f"the result link answered HTTP {status}", status=status)
         return _marked(err, maybe_created=False)
     return error_from_response(status, None, text, resp.headers)
+
+
+def _bad_answer(message: str, *, maybe_created: bool) -> ApiError:
+    return _marked(ApiError("InvalidResponse", message, status=200), maybe_created=maybe_created)
 
 
 def _too_large(max_bytes: int) -> ApiError:

@@ -2,14 +2,14 @@
 
 Edits go through the bot's own token on the channel message (never the interaction token,
 which dies after 15 minutes), at most once per interval per message, and only when what the
-message shows has changed. Discord's 429s are waited out by discord.py itself.
+message shows has changed. Discord's 429s are waited out by discord.py itself; an edit that
+still fails is tried again an interval later, with whatever is newest by then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -21,7 +21,8 @@ from bot.store import JobState
 
 log = logging.getLogger(__name__)
 
-Editor = Callable[[JobUpdate, discord.Embed], Awaitable[None]]
+REFRESH_S = 15.0  # running jobs are re-rendered this often: their bar and ETA move by themselves
+ACTIVE = (JobState.QUEUED, JobState.PENDING, JobState.RUNNING)
 
 
 class ProgressBoard:
@@ -30,12 +31,12 @@ class ProgressBoard:
         self.client = client
         self.engine = engine
         self.interval_s = interval_s
-        self.clock = clock or Clock()
+        self.clock = clock or Clock()  # real time: Discord's limits do not follow the engine's
         self._latest: dict[str, JobUpdate] = {}  # newest update not yet shown, per job
         self._shown: dict[str, dict[str, Any]] = {}  # what each message shows now
         self._last_edit: dict[str, float] = {}
         self._flushing: dict[str, asyncio.Task[None]] = {}
-        self._editors: dict[str, Editor] = {}  # jobs shown somewhere other than a channel
+        self._gone: set[str] = set()  # jobs whose message was deleted or cannot be edited
         self._ticker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -48,16 +49,18 @@ class ProgressBoard:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def use_editor(self, job_id: str, editor: Editor) -> None:
-        """Show this job through `editor` (e.g. an ephemeral response) instead of a channel."""
-        self._editors[job_id] = editor
-
     def shown(self, job_id: str) -> dict[str, Any] | None:
         return self._shown.get(job_id)
 
+    async def track(self, update: JobUpdate, posted: discord.Embed) -> None:
+        """Start following a job whose message was just posted showing `posted`."""
+        self._shown[update.job.id] = posted.to_dict()
+        self._last_edit[update.job.id] = self.clock.now()
+        await self.on_update(update)
+
     async def on_update(self, update: JobUpdate) -> None:
         job = update.job
-        if not job.progress_ref and job.id not in self._editors:
+        if not job.progress_ref or job.id in self._gone:
             return
         self._latest[job.id] = update
         if job.id not in self._flushing:
@@ -80,42 +83,38 @@ class ProgressBoard:
             return
         try:
             await self._edit(update, embed)
-        except discord.NotFound:
-            log.info("job %s: progress message is gone; no more edits", job_id)
+        except (discord.NotFound, discord.Forbidden) as exc:
+            log.info("job %s: progress message cannot be edited (%s); no more edits",
+                     job_id, exc.status)
+            self._gone.add(job_id)
             self._forget(job_id)
             return
         except discord.HTTPException as exc:
-            log.warning("job %s: progress edit failed (%s); will retry", job_id, exc.status)
+            log.warning("job %s: progress edit failed (%s); trying again", job_id, exc.status)
+            self._latest.setdefault(job_id, update)  # unless something newer came meanwhile
+            self._last_edit[job_id] = self.clock.now()
             return
         self._shown[job_id] = embed.to_dict()
         self._last_edit[job_id] = self.clock.now()
         if update.job.terminal:
-            self._forget(job_id, keep_shown=False)
+            self._forget(job_id)
 
     async def _edit(self, update: JobUpdate, embed: discord.Embed) -> None:
-        editor = self._editors.get(update.job.id)
-        if editor is not None:
-            await editor(update, embed)
-            return
         ref = update.job.progress_ref or {}
         channel = self.client.get_partial_messageable(int(ref["channel_id"]))
         await channel.get_partial_message(int(ref["message_id"])).edit(embed=embed)
 
-    def _forget(self, job_id: str, keep_shown: bool = False) -> None:
-        self._editors.pop(job_id, None)
+    def _forget(self, job_id: str) -> None:
         self._last_edit.pop(job_id, None)
-        if not keep_shown:
-            self._shown.pop(job_id, None)
+        self._shown.pop(job_id, None)
 
     async def _tick(self) -> None:
         """Refresh running jobs now and then: their bar and ETA move without a state change."""
         while True:
-            await self.clock.sleep(max(self.interval_s, 15.0))
+            await self.clock.sleep(max(self.interval_s, REFRESH_S))
             try:
-                active = await self.engine.store.jobs_in(
-                    [JobState.QUEUED, JobState.PENDING, JobState.RUNNING])
-                for job in active:
-                    if job.progress_ref or job.id in self._editors:
+                for job in await self.engine.store.jobs_in(ACTIVE):
+                    if job.progress_ref:
                         await self.on_update(await self.engine.update_for(job))
             except Exception:
                 log.exception("progress refresh failed")

@@ -155,6 +155,26 @@ def queued_text(job: Job) -> str:
     return f"<@{job.user_id}> started job `{job.id}`."
 
 
+def confirm_text(job: Job, jump_url: str) -> str:
+    """The ephemeral answer to the command once its job is queued."""
+    return f"Queued as job `{job.id}`: {jump_url}"
+
+
+def input_error_text(option: str, message: str) -> str:
+    """A validation error: the option, the rule, and that nothing was spent."""
+    return f"**{option}**: {message}\nNothing was submitted."
+
+
+def apology(reference: str, *, job: bool) -> str:
+    """Something unexpected; the traceback is in the log under `reference`."""
+    if job:
+        return (f"Sorry, something went wrong on our side, so job `{reference}` was stopped. "
+                "Please try again; if it keeps happening, give an admin the job id.")
+    return ("Sorry, something went wrong on our side and nothing was submitted. "
+            f"Please try again; if it keeps happening, give an admin this reference: "
+            f"`{reference}`.")
+
+
 def as_kwargs(update: JobUpdate) -> dict[str, Any]:
     """What an edit of the progress message sends."""
     return {"embed": progress_embed(update)}

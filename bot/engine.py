@@ -30,7 +30,8 @@ from bot.store import AT_PROVIDER, Job, JobState, Store, new_job_id
 log = logging.getLogger(__name__)
 
 RESULT_TTL_S = 24 * 3600  # the provider keeps task ids and video links this long
-RECONCILE_SKEW_S = 120  # clock difference we tolerate when matching listed tasks to jobs
+RECONCILE_SKEW_S = 120  # margin of the time window we list when reconciling
+CLOCK_SKEW_S = 5.0  # how far the provider's clock may be from ours
 MAX_VIDEO_BYTES = 1024 * 1024 * 1024
 
 
@@ -158,8 +159,10 @@ class Engine:
         )
         await self.store.insert_job(job)
         log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
+        update = await self.update_for(job)
+        await self._emit(job)
         self._admit_wake.set()
-        return await self.update_for(job)
+        return update
 
     async def cancel(self, job_id: str) -> CancelOutcome:
         """Stop a job as far as the provider allows; says what that was."""
@@ -279,7 +282,7 @@ class Engine:
             await self._record_task(job, task)
 
     async def _submit_failed(self, job: Job, exc: ApiError) -> None:
-        if getattr(exc, "maybe_created", False):
+        if exc.maybe_created:
             # The request may have reached the provider: find out before sending it again.
             log.warning("job %s: create may have succeeded (%s); reconciling", job.id, exc.code)
             await self.clock.sleep(5)
@@ -342,11 +345,12 @@ class Engine:
         self._admit_wake.set()
 
     async def _match(self, job: Job, candidates: list[Any]) -> Any | None:
-        """The first listed task created after the job was sent, with the job's prompt."""
-        for cand in sorted(candidates, key=_created):
-            created = _created(cand)
-            if created and created < (job.submitted_at or 0) - RECONCILE_SKEW_S:
-                continue
+        """The listed task created nearest after the job was sent, unless its prompt (known
+        once it finished) says it is someone else's."""
+        sent = job.submitted_at or job.created_at
+        latest = sent + self.settings.http_timeout_s + CLOCK_SKEW_S
+        near = [c for c in candidates if sent - CLOCK_SKEW_S <= (_created(c) or 0) <= latest]
+        for cand in sorted(near, key=lambda c: abs((_created(c) or 0) - sent)):
             if not job.prompt:
                 return cand
             task = await self._get_task(cand.task_id)

@@ -43,6 +43,9 @@ USER_MESSAGES: dict[str, str] = {
     "UNKNOWN": "The provider no longer knows this task (its results are kept for 24 hours).",
     "Expired": "The result expired before it could be fetched (results are kept for 24 hours).",
     "Canceled": "The job was canceled.",
+    "UnsupportedOperation": "The task has started and can no longer be canceled.",
+    "TooLarge": "The video is larger than the bot may keep.",
+    "InvalidResponse": "The provider sent an answer the bot could not read.",
 }
 
 # Codes that are never worth retrying: the same request will fail the same way.
@@ -87,6 +90,7 @@ class ApiError(WanbotError):
         request_id: str | None = None,
         retryable: bool = False,
         retry_after_s: float | None = None,
+        maybe_created: bool = False,
     ) -> None:
         super().__init__(f"{code}: {message} (HTTP {status})")
         self.code = code
@@ -95,6 +99,8 @@ class ApiError(WanbotError):
         self.request_id = request_id
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        # A create that may have taken effect (a task may exist): reconcile, never resend blindly.
+        self.maybe_created = maybe_created
 
     def user_message(self) -> str:
         return describe(self.code, self.message)

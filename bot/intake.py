@@ -59,7 +59,8 @@ def pick(option: str, attachment: MediaSource | None, link: MediaSource | None, 
 
 async def build_request(ask: Ask, owner: Owner, ctx: MediaContext, region: str) -> JobRequest:
     model = catalog.get_model(ask.model or catalog.default_model(ask.command).name, ask.command)
-    placeholders = {f: ["-"] * len(items) for f, items in ask.inputs.items() if items}
+    placeholders = {f: ["-"] * len(items) if model.field(f).many > 1 else "-"
+                    for f, items in ask.inputs.items() if items}
     _with_names(ask, lambda: catalog.check_request(
         model, placeholders, ask.prompt, ask.negative_prompt, ask.options))
     params = catalog.resolve_options(model, ask.options)

@@ -16,6 +16,7 @@ import functools
 import hmac
 import json
 import math
+import signal
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -31,8 +32,8 @@ from bot.catalog import (
     REGIONS,
     InputField,
     Model,
-    endpoint_for_api_name,
     expected_seconds,
+    model_for_api_name,
 )
 from bot.sim_media import (
     INVALID,
@@ -99,11 +100,11 @@ class Fault:
 class SimConfig:
     """Everything the simulator does; fields may be changed while it runs."""
 
-    api_key: str = DEFAULT_KEY
+    api_key: str = field(default=DEFAULT_KEY, repr=False)
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
     region: str = "singapore"  # only this region's model names are known
-    time_scale: float = 1.0  # simulated seconds per clock second
+    time_scale: float = 1.0  # simulated seconds per clock second; see set_time_scale
     clock: Callable[[], float] = field(default=time.time, repr=False)
     pending_s: Seconds = 2.0  # queue time once a slot is free
     running_s: Seconds = 60.0
@@ -216,6 +217,8 @@ class _Dropped(web.HTTPInternalServerError):
 
 
 class Simulator:
+    """The server and its state; `tasks`, `requests` and `uploads` are there to inspect."""
+
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         self.tasks: dict[str, SimTask] = {}
@@ -431,7 +434,7 @@ class Simulator:
         return web.json_response({"output": output, "request_id": task.request_id})
 
     def _model(self, name: Any, endpoint: str) -> Model:
-        model = endpoint_for_api_name(name) if isinstance(name, str) else None
+        model = model_for_api_name(name) if isinstance(name, str) else None
         if model is None or model.api_name(self.config.region) != name:
             raise Refuse(400, INVALID, "Model not exist.")
         if model.endpoint != endpoint:
@@ -611,7 +614,7 @@ class Simulator:
         if request.query.get("action") != "getPolicy":
             raise Refuse(400, INVALID, "action must be getPolicy.")
         model = request.query.get("model", "")
-        found = endpoint_for_api_name(model)
+        found = model_for_api_name(model)
         if found is None or found.api_name(self.config.region) != model:
             raise Refuse(400, INVALID, "Model not exist.")
         data = self.uploads.new_policy(model, self.now(), f"{self.root_url}/oss-upload")
@@ -682,9 +685,12 @@ def banner(sim: Simulator) -> str:
 
 
 async def _serve(config: SimConfig) -> None:
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or a supervisor: stop cleanly
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     async with run_simulator(config) as sim:
         print(banner(sim), flush=True)
-        await asyncio.Event().wait()  # until Ctrl-C
+        await stop.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -700,6 +706,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = SimConfig(api_key=args.api_key, port=args.port, region=args.region,
                        time_scale=args.time_scale, over_limit=args.over_limit)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config))
+    asyncio.run(_serve(config))
     return 0

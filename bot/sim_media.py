@@ -197,6 +197,7 @@ def _names(limits: MediaLimits) -> str:
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
+    """A create request's JSON object, or the 400 the provider gives."""
     if request.content_type != "application/json":
         raise Refuse(400, INVALID, "Content-Type must be application/json.")
     try:
@@ -208,8 +209,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def validate(model: Model, body: dict[str, Any]
-              ) -> tuple[str | None, dict[str, Any], dict[str, list[str]]]:
+def validate(
+    model: Model, body: dict[str, Any]
+) -> tuple[str | None, dict[str, Any], dict[str, list[str]]]:
     """Check a create body with the catalog; (prompt, parameters with defaults, media URLs)."""
     given, params = body.get("input"), body.get("parameters", {})
     if not isinstance(given, dict) or not isinstance(params, dict):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -11,10 +13,26 @@ from discord.ext import commands
 
 from bot import catalog
 from bot.catalog import Command
-from bot.discord_render import allowed_mentions, progress_embed, queued_text
-from bot.errors import InputError
+from bot.discord_inputs import (
+    accepts,
+    attachment,
+    check_attachments,
+    choices,
+    link,
+    model_choices,
+    options,
+)
+from bot.discord_render import (
+    allowed_mentions,
+    apology,
+    confirm_text,
+    input_error_text,
+    progress_embed,
+    queued_text,
+)
+from bot.engine import JobRequest, JobUpdate
+from bot.errors import ApiError, InputError
 from bot.intake import Ask, Owner, build_request, pick
-from bot.media import MediaContext, MediaSource
 
 if TYPE_CHECKING:
     from bot.discord_bot import WanBot
@@ -22,60 +40,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Seed = app_commands.Range[int, 0, catalog.SEED_MAX]
-
-
-def choices(command: Command, option: str) -> list[app_commands.Choice[str]]:
-    """Every value any of the command's models allows for an option, in catalog order."""
-    values: list[Any] = []
-    for model in catalog.models_for(command):
-        opt = model.options.get(option)
-        for value in (opt.choices or ()) if opt else ():
-            if value not in values:
-                values.append(value)
-    return [app_commands.Choice(name=str(v), value=str(v)) for v in values]
-
-
-def model_choices(command: Command) -> list[app_commands.Choice[str]]:
-    return [app_commands.Choice(name=m.name, value=m.name) for m in catalog.models_for(command)]
-
-
-def attachment(item: discord.Attachment | None) -> MediaSource | None:
-    if item is None:
-        return None
-    return MediaSource.attachment(item.url, size=item.size, filename=item.filename,
-                                  content_type=item.content_type)
-
-
-def link(url: str | None) -> MediaSource | None:
-    return MediaSource.link(url.strip()) if url and url.strip() else None
-
-
-def options(**values: Any) -> dict[str, Any]:
-    """Slash-command values to catalog parameters (durations are numbers there)."""
-    if values.get("duration") is not None:
-        values["duration"] = int(values["duration"])
-    return {k: v for k, v in values.items() if v is not None}
+MakeAsk = Callable[[], Ask]
+COMMON = {
+    "negative_prompt": "What to keep out of the video",
+    "prompt_extend": "Let the provider rewrite the prompt (default on)",
+    "watermark": "Add the provider's AI-generated mark",
+    "seed": "Random seed, for reruns",
+}
 
 
 class Generate(commands.Cog):
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
 
-    @property
-    def media(self) -> MediaContext:
-        return MediaContext.from_settings(self.bot.session, self.bot.settings,
-                                          uploader=self.bot.engine.client.upload)
-
     @app_commands.command(description="A video that moves from a first frame to a last frame.")
     @app_commands.describe(
-        first_frame="The first frame (JPEG, PNG, BMP or WEBP)",
+        first_frame=accepts(Command.KF2V, "first_frame_url", "The first frame"),
         first_frame_url="Or a link to the first frame",
-        last_frame="The last frame", last_frame_url="Or a link to the last frame",
+        last_frame=accepts(Command.KF2V, "last_frame_url", "The last frame"),
+        last_frame_url="Or a link to the last frame",
         prompt="What happens between the frames (up to 800 characters)",
-        negative_prompt="What to keep out of the video",
-        model="Which Wan model", resolution="Output resolution (affects cost)",
-        prompt_extend="Let the provider rewrite the prompt (default on)",
-        watermark="Add the provider's AI-generated mark", seed="Random seed, for reruns",
+        model="Which Wan model", resolution="Output resolution (affects cost)", **COMMON,
     )
     @app_commands.choices(model=model_choices(Command.KF2V),
                           resolution=choices(Command.KF2V, "resolution"))
@@ -99,13 +84,12 @@ class Generate(commands.Cog):
 
     @app_commands.command(description="A video from one image, with sound on wan2.5.")
     @app_commands.describe(
-        image="The first frame (JPEG, PNG, BMP or WEBP)", image_url="Or a link to it",
+        image=accepts(Command.I2V, "img_url", "The first frame"), image_url="Or a link to it",
         prompt="What happens (up to 800 characters; 2000 on wan2.5)",
-        audio="A WAV or MP3 to sync to, 3-30 s (wan2.5 only)", audio_url="Or a link to it",
-        model="Which Wan model", resolution="Output resolution (affects cost)",
-        duration="Seconds of video (affects cost)", negative_prompt="What to keep out",
-        prompt_extend="Let the provider rewrite the prompt (default on)",
-        watermark="Add the provider's AI-generated mark", seed="Random seed, for reruns",
+        audio=accepts(Command.I2V, "audio_url", "3-30 s to sync to (wan2.5)"),
+        audio_url="Or a link to it", model="Which Wan model",
+        resolution="Output resolution (affects cost)", duration="Seconds of video (affects cost)",
+        **COMMON,
     )
     @app_commands.choices(model=model_choices(Command.I2V),
                           resolution=choices(Command.I2V, "resolution"),
@@ -129,11 +113,12 @@ class Generate(commands.Cog):
 
     @app_commands.command(description="Animate a person in an image with the moves of a video.")
     @app_commands.describe(
-        image="The person (JPEG, PNG, BMP or WEBP, up to 5 MB)", image_url="Or a link to it",
-        video="The moves to copy (MP4, MOV or AVI, 2-30 s)", video_url="Or a link to it",
+        image=accepts(Command.ANIMATE, "image_url", "The person"), image_url="Or a link to it",
+        video=accepts(Command.ANIMATE, "video_url", "The moves to copy, 2-30 s"),
+        video_url="Or a link to it",
         mode="wan-std is faster and cheaper; wan-pro looks better",
         model="mix puts the person into the video; move moves the image",
-        watermark="Add the provider's AI-generated mark",
+        watermark=COMMON["watermark"],
     )
     @app_commands.choices(mode=choices(Command.ANIMATE, "mode"),
                           model=model_choices(Command.ANIMATE))
@@ -153,12 +138,11 @@ class Generate(commands.Cog):
     @app_commands.command(description="A video featuring subjects from 1-3 reference images.")
     @app_commands.describe(
         prompt="What the subjects do (required, up to 800 characters)",
-        image1="A reference image", image2="Another", image3="Another",
+        image1=accepts(Command.REFERENCE, "ref_images_url", "A reference image"),
+        image2="Another reference image", image3="Another reference image",
         image_urls="Or up to 3 links, separated by spaces",
         roles="obj or bg for each image in order, e.g. obj,obj,bg (one bg at most)",
-        size="Output size", negative_prompt="What to keep out",
-        prompt_extend="Let the provider rewrite the prompt (default on)",
-        watermark="Add the provider's AI-generated mark", seed="Random seed, for reruns",
+        size="Output size", **COMMON,
     )
     @app_commands.choices(size=choices(Command.REFERENCE, "size"))
     async def reference(
@@ -172,6 +156,8 @@ class Generate(commands.Cog):
         def ask() -> Ask:
             files = [attachment(a) for a in (image1, image2, image3) if a is not None]
             links = [link(u) for u in (image_urls or "").replace(",", " ").split()]
+            if files and links:
+                raise InputError("image_urls", "attach images or give image_urls, not both.")
             if not files and not links:
                 raise InputError("image1", "attach 1-3 images or give image_urls.")
             role_list = [r.strip() for r in roles.split(",")] if roles else None
@@ -181,40 +167,70 @@ class Generate(commands.Cog):
                        {"ref_images_url": [*files, *links]}, {"ref_images_url": "image"})
         await self.start(interaction, ask)
 
-    async def start(self, interaction: discord.Interaction, make_ask: Any) -> None:
-        """Acknowledge at once, then check, queue and post the progress message."""
+    # --- the flow every command shares ---------------------------------------------------
+
+    async def start(self, interaction: discord.Interaction, make_ask: MakeAsk) -> None:
+        """Acknowledge at once; then check, queue and post the progress message."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.bot.command_running():
+            request = await self.checked_request(interaction, make_ask)
+            if request is not None:
+                await self.publish(interaction, await self.bot.engine.submit(request))
+
+    async def checked_request(self, interaction: discord.Interaction,
+                              make_ask: MakeAsk) -> JobRequest | None:
+        """The checked request; None once the person was told what is wrong with it."""
         owner = Owner("discord", str(interaction.guild_id or 0), str(interaction.channel_id),
                       str(interaction.user.id))
         try:
-            ask = make_ask()
-            ask = Ask(**{**ask.__dict__, "display": {"upload_limit": interaction.filesize_limit}})
-            request = await build_request(ask, owner, self.media, self.bot.settings.region)
+            ask = dataclasses.replace(make_ask(),
+                                      display={"upload_limit": interaction.filesize_limit})
+            check_attachments(ask)
+            return await build_request(ask, owner, self.bot.media_context(),
+                                       self.bot.settings.region)
         except InputError as exc:
-            await interaction.followup.send(
-                f"**{exc.option}**: {exc.message}\nNothing was submitted.", ephemeral=True)
-            return
-        update = await self.bot.engine.submit(request)
-        await self.post_progress(interaction, update)
+            text = input_error_text(exc.option, exc.message)
+        except ApiError as exc:
+            log.warning("input hand-over failed: %s", exc)
+            text = f"{exc.user_message()}\nNothing was submitted."
+        await interaction.followup.send(text, ephemeral=True)
+        return None
 
-    async def post_progress(self, interaction: discord.Interaction, update: Any) -> None:
+    async def publish(self, interaction: discord.Interaction, update: JobUpdate) -> None:
+        """Post the public progress message; without one the job is stopped, not orphaned."""
         job = update.job
-        channel = self.bot.get_partial_messageable(int(job.channel_id))
-        message = await channel.send(queued_text(job), embed=progress_embed(update),
+        try:
+            message = await self.post_progress(interaction, update)
+        except Exception:
+            log.exception("job %s: could not post its progress message", job.id)
+            log.info("job %s: stopped: %s", job.id, await self.bot.engine.cancel(job.id))
+            await interaction.followup.send(apology(job.id, job=True), ephemeral=True)
+            return
+        try:
+            await interaction.followup.send(confirm_text(job, message.jump_url), ephemeral=True)
+        except discord.HTTPException as exc:  # the job runs on; only the "thinking" stays
+            log.warning("job %s: could not answer the command (%s)", job.id, exc.status)
+
+    async def post_progress(self, interaction: discord.Interaction,
+                            update: JobUpdate) -> discord.Message:
+        job = update.job
+        channel = self.bot.get_partial_messageable(int(job.channel_id),
+                                                   guild_id=interaction.guild_id)
+        embed = progress_embed(update)
+        message = await channel.send(queued_text(job), embed=embed,
                                      allowed_mentions=allowed_mentions(job))
-        job = await self.bot.engine.set_progress_ref(
-            job.id, {"channel_id": str(message.channel.id), "message_id": str(message.id)})
-        if job is not None:
-            await self.bot.progress.on_update(await self.bot.engine.update_for(job))
-        await interaction.followup.send(f"Queued as job `{update.job.id}`: {message.jump_url}",
-                                        ephemeral=True)
+        ref = {"channel_id": str(message.channel.id), "message_id": str(message.id)}
+        saved = await self.bot.engine.set_progress_ref(job.id, ref)
+        if saved is not None:
+            await self.bot.progress.track(await self.bot.engine.update_for(saved), embed)
+        return message
 
     async def cog_app_command_error(self, interaction: discord.Interaction,
                                     error: app_commands.AppCommandError) -> None:
-        log.error("command %s failed", interaction.command and interaction.command.name,
-                  exc_info=error)
-        text = ("Sorry, something went wrong on our side and nothing was submitted. "
-                f"(reference `{interaction.id}`)")
+        """Anything unexpected before a job existed: an apology; the traceback to the log."""
+        name = interaction.command.name if interaction.command else "?"
+        log.error("/%s failed (reference %s)", name, interaction.id, exc_info=error)
+        text = apology(str(interaction.id), job=False)
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True)
         else:
