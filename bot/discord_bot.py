@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import signal
+from collections.abc import AsyncIterator
 
 import aiohttp
 import discord
@@ -18,12 +20,16 @@ from bot.dashscope import DashScope
 from bot.discord_delivery import DiscordDeliverer
 from bot.discord_progress import ProgressBoard
 from bot.engine import Engine
+from bot.fetch import guarded_session
 from bot.logs import setup_logging
+from bot.media import MediaContext
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.generate",)
+DRAIN_S = 30.0  # how long a shutdown waits for commands that are checking or queueing a job
+SETTLE_S = 5.0  # and then, beyond one edit interval, for the last progress edits
 
 
 class WanBot(commands.Bot):
@@ -38,18 +44,26 @@ class WanBot(commands.Bot):
         self.settings = settings
         self.store = store
         self.engine = engine
-        self.session = session
+        self.session = session  # the provider's; user media go through `media_session`
+        self.media_session: aiohttp.ClientSession | None = None
         self.progress = ProgressBoard(self, engine, interval_s=settings.progress_interval_s)
         self.deliverer = DiscordDeliverer(self)
         self.closing = False
+        self._commands: set[asyncio.Task[object]] = set()
 
     async def setup_hook(self) -> None:
+        self.media_session = guarded_session(self.settings.trusted_hosts)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.progress.start()
-        await self.engine.start()
+        self.progress.start()  # before the engine: recovered jobs report at once
         self.engine.set_deliverer("discord", self.deliverer)
+        await self.engine.start()
         await self.sync_commands()
+
+    def media_context(self) -> MediaContext:
+        assert self.media_session is not None, "setup_hook opens the media session"
+        return MediaContext.from_settings(self.media_session, self.settings,
+                                          uploader=self.engine.client.upload)
 
     async def sync_commands(self) -> None:
         """Sync the command tree only when it changed since the last sync (hash in the store)."""
@@ -59,19 +73,37 @@ class WanBot(commands.Bot):
                 self.tree.copy_global_to(guild=guild)
             payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
             digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-            key = f"commands:{guild.id if guild else 'global'}"
+            scope = str(guild.id) if guild else "global"
+            key = f"commands:{self.application_id}:{scope}"
             if await self.store.get_meta(key) == digest:
                 continue
             await self.tree.sync(guild=guild)
             await self.store.set_meta(key, digest)
-            log.info("synced %d commands to %s", len(payload), key.split(":")[1])
+            log.info("synced %d commands to %s", len(payload), scope)
+
+    @contextlib.asynccontextmanager
+    async def command_running(self) -> AsyncIterator[None]:
+        """Marks a command that is checking or queueing a job: a shutdown lets it finish."""
+        task = asyncio.current_task()
+        assert task is not None, "commands run in tasks"
+        self._commands.add(task)
+        try:
+            yield
+        finally:
+            self._commands.discard(task)
 
     async def close(self) -> None:
-        """Stop taking commands, stop the engine (its writes finish), then disconnect."""
+        """Stop taking commands, let running ones finish their writes, stop the engine (its
+        state is in the store), show the last progress, then disconnect. A second call while
+        that goes on (a second Ctrl-C) disconnects at once."""
         if not self.closing:
             self.closing = True
-            await self.progress.close()
+            if self._commands:
+                await asyncio.wait(set(self._commands), timeout=DRAIN_S)
             await self.engine.stop()
+            await self.progress.close(settle_s=self.settings.progress_interval_s + SETTLE_S)
+            if self.media_session is not None:
+                await self.media_session.close()
         await super().close()
 
 
@@ -93,9 +125,11 @@ async def run(settings: Settings) -> None:
             client = DashScope(session, settings.base_url, settings.dashscope_api_key,
                                timeout_s=settings.http_timeout_s)
             bot = WanBot(settings, store, Engine(store, client, settings), session)
+            stopping: list[asyncio.Task[None]] = []  # keeps the close task referenced
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, lambda: asyncio.create_task(bot.close()))
+                loop.add_signal_handler(sig, lambda: stopping.append(
+                    asyncio.create_task(bot.close())))
             async with bot:
                 await bot.start(settings.discord_token)
         finally:

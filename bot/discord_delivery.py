@@ -31,8 +31,8 @@ class DiscordDeliverer:
 
     async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
         channel = await self.destination(job)
-        size = await asyncio.to_thread(os.path.getsize, video)
-        if size <= self.upload_limit(job):
+        size = await asyncio.to_thread(_size, video)
+        if size is not None and size <= self.upload_limit(job):
             try:
                 return await self._send(job, channel, file=video)
             except discord.HTTPException as exc:
@@ -85,4 +85,12 @@ class DiscordDeliverer:
                 mode = "file" if message.attachments else "link"
                 return {"channel_id": str(message.channel.id), "message_id": str(message.id),
                         "mode": mode}
+        return None
+
+
+def _size(path: Path) -> int | None:
+    """The file's size; None when it is gone (the link still works for 24 hours)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
         return None

@@ -31,12 +31,7 @@ NOUNS = {MediaKind.IMAGE: "an image", MediaKind.AUDIO: "audio", MediaKind.VIDEO:
 
 def choices(command: Command, option: str) -> list[app_commands.Choice[str]]:
     """Every value any of the command's models allows for an option, in catalog order."""
-    values: list[Any] = []
-    for model in catalog.models_for(command):
-        opt = model.options.get(option)
-        for value in (opt.choices or ()) if opt else ():
-            if value not in values:
-                values.append(value)
+    values = catalog.option_values(command, option)
     return [app_commands.Choice(name=str(v), value=str(v)) for v in values]
 
 
@@ -45,8 +40,9 @@ def model_choices(command: Command) -> list[app_commands.Choice[str]]:
 
 
 def format_names(formats: frozenset[str]) -> str:
-    """"JPEG, PNG or WEBP", in the order of `bot.media.MIME`."""
-    names = [f.upper() for f in MIME if f in formats] + sorted(f.upper() for f in formats - set(MIME))
+    """Like "JPEG, PNG or WEBP", in the order of `bot.media.MIME`."""
+    ordered = [f for f in MIME if f in formats] + sorted(formats - set(MIME))
+    names = [f.upper() for f in ordered]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
@@ -94,10 +90,15 @@ def check_declared(item: Attachment, limits: MediaLimits, option: str) -> None:
                              f"{NOUNS[limits.kind]} ({format_names(limits.formats)}).")
 
 
-def check_attachments(ask: Ask) -> None:
-    """`check_declared` for every attachment of a request, against the model it names."""
+def check_inputs(ask: Ask) -> None:
+    """Before any download: every input is one the model takes, and every attachment is
+    declared as a type it takes (`check_declared`)."""
     model: Model = catalog.get_model(ask.model or catalog.default_model(ask.command).name,
                                      ask.command)
+    fields = {f.name for f in model.inputs}
+    for name in (n for n, items in ask.inputs.items() if items and n not in fields):
+        option = ask.option_names.get(name, name)
+        raise InputError(option, f"{model.name} does not take this input.")
     for field in model.inputs:
         option = ask.option_names.get(field.name, field.name)
         items = list(ask.inputs.get(field.name, ()))

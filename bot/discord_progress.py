@@ -9,6 +9,7 @@ still fails is tried again an interval later, with whatever is newest by then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -43,7 +44,16 @@ class ProgressBoard:
         self.engine.subscribe(self.on_update)
         self._ticker = asyncio.create_task(self._tick(), name="progress-ticker")
 
-    async def close(self) -> None:
+    async def settle(self) -> None:
+        """Wait until every edit that is due was made (or skipped: nothing shown changed)."""
+        while self._flushing:
+            await asyncio.gather(*self._flushing.values(), return_exceptions=True)
+
+    async def close(self, *, settle_s: float = 0.0) -> None:
+        """Stop; first give pending edits up to `settle_s` to go out."""
+        if settle_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.settle(), settle_s)
         tasks = [t for t in (self._ticker, *self._flushing.values()) if t]
         for task in tasks:
             task.cancel()

@@ -25,7 +25,7 @@ from bot.dashscope import DashScope, Task, TaskStatus
 from bot.errors import ApiError, InputError
 from bot.fairness import fair_order
 from bot.polling import HistoryPolicy, PollPolicy, QueryLimiter
-from bot.store import AT_PROVIDER, Job, JobState, Store, new_job_id
+from bot.store import AT_PROVIDER, Job, JobState, QueuedJob, Store, new_job_id
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class Engine:
     async def set_progress_ref(self, job_id: str, ref: dict[str, Any]) -> Job | None:
         return await self.store.update_job(job_id, progress_ref=ref)
 
-    async def update_for(self, job: Job, order: list[Job] | None = None) -> JobUpdate:
+    async def update_for(self, job: Job, order: list[QueuedJob] | None = None) -> JobUpdate:
         """The job as a front end shows it: place in the queue, elapsed time and ETA."""
         now = self.clock.now()
         position = eta = None
@@ -208,10 +208,10 @@ class Engine:
     async def queue(self) -> dict[str, list[JobUpdate]]:
         """What is waiting, by model, in admission order."""
         result: dict[str, list[JobUpdate]] = {}
-        for model in catalog.MODELS:
+        for model in await self.store.models_in(JobState.QUEUED):
             order = await self._queue_order(model)
-            if order:
-                result[model] = [await self.update_for(j, order) for j in order]
+            jobs = [await self.store.get_job(q.id) for q in order]
+            result[model] = [await self.update_for(j, order) for j in jobs if j]
         return result
 
     def policy_remaining(self, model: str, elapsed_s: float) -> float | None:
@@ -235,27 +235,28 @@ class Engine:
         return min(waits) if waits else None
 
     async def _admit_all(self) -> None:
-        queued = await self.store.jobs_in([JobState.QUEUED])
-        for model in sorted({j.model for j in queued}):
+        for model in await self.store.models_in(JobState.QUEUED):
             if self._blocked.get(model, 0) > self.clock.now():
                 continue
-            busy = len(await self.store.jobs_in(AT_PROVIDER, model))
-            free = self.settings.slots(model) - busy
+            free = self.settings.slots(model) - await self.store.count_in(AT_PROVIDER, model)
             if free <= 0:
                 continue
-            for job in (await self._queue_order(model))[:free]:
-                await self._admit(job)
-            await self._emit_queue(model)
+            for queued in (await self._queue_order(model))[:free]:
+                await self._admit(queued.id)
+            self._spawn(self._emit_queue(model))  # places moved; off the admission path
 
-    async def _queue_order(self, model: str) -> list[Job]:
-        queued = await self.store.jobs_in([JobState.QUEUED], model)
+    async def _queue_order(self, model: str) -> list[QueuedJob]:
+        queued = await self.store.queued(model)
         if not queued:
             return []
         teams = await self.store.last_admitted(model, "team_id")
         users = await self.store.last_admitted(model, "user_id")
         return fair_order(queued, teams, users)
 
-    async def _admit(self, job: Job) -> None:
+    async def _admit(self, job_id: str) -> None:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return
         admitted = await self._set(
             job,
             JobState.SUBMITTING,
@@ -483,13 +484,11 @@ class Engine:
             provider_seconds=_provider_seconds(task),
         )
         self._slot_freed(model.name)
-        await self._learn(model.name)
-        if saved is None:
-            return
-        if saved.cancel_requested:
+        if saved is not None and saved.cancel_requested:
             await self._mark_canceled(saved)
-            return
-        self._spawn(self._finish(saved))
+        elif saved is not None:
+            self._spawn(self._finish(saved))
+        await self._learn(model.name)
 
     async def _on_failed(self, job: Job, task: Task) -> None:
         await self._fail(job, task.code or "InternalError", task.message or "")
@@ -626,7 +625,7 @@ class Engine:
             await self._emit(saved)
         return saved
 
-    async def _emit(self, job: Job, order: list[Job] | None = None) -> None:
+    async def _emit(self, job: Job, order: list[QueuedJob] | None = None) -> None:
         if not self._listeners:
             return
         update = await self.update_for(job, order)
@@ -641,8 +640,10 @@ class Engine:
         if not self._listeners:
             return
         order = await self._queue_order(model)
-        for job in order:
-            await self._emit(job, order)
+        for queued in order:
+            job = await self.store.get_job(queued.id)
+            if job is not None and job.state is JobState.QUEUED:
+                await self._emit(job, order)
 
     def _queued_eta(self, model: str, ahead: int) -> float | None:
         typical = getattr(self.policy, "typical", lambda m: None)(model)

@@ -6,18 +6,31 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
 
-from bot.store import Job
+
+class Queued(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def team_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+
+
+J = TypeVar("J", bound=Queued)
 
 
 def fair_order(
-    queued: Sequence[Job],
+    queued: Sequence[J],
     team_last: Mapping[str, float],
     user_last: Mapping[str, float],
-) -> list[Job]:
+) -> list[J]:
     """Every queued job in the order it would be admitted, given when each team and user last
     had a job admitted (missing: never, which goes first)."""
-    by_user: dict[str, list[Job]] = defaultdict(list)
+    by_user: dict[str, list[J]] = defaultdict(list)
     for job in sorted(queued, key=lambda j: j.created_at):
         by_user[job.user_id].append(job)
     teams: dict[str, set[str]] = defaultdict(set)
@@ -25,7 +38,7 @@ def fair_order(
         teams[jobs[0].team_id].add(user)
     team_turn = {t: team_last.get(t, float("-inf")) for t in teams}
     user_turn = {u: user_last.get(u, float("-inf")) for u in by_user}
-    order: list[Job] = []
+    order: list[J] = []
     tick = max([0.0, *team_last.values(), *user_last.values()])
     while by_user:
         team = min(teams, key=lambda t: (team_turn[t], _oldest(by_user, teams[t])))
@@ -41,5 +54,5 @@ def fair_order(
     return order
 
 
-def _oldest(by_user: Mapping[str, list[Job]], users: set[str]) -> float:
+def _oldest(by_user: Mapping[str, Sequence[Queued]], users: set[str]) -> float:
     return min(by_user[u][0].created_at for u in users)

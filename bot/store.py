@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
@@ -148,6 +148,15 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+class QueuedJob(NamedTuple):
+    """Just what admission order needs, read without decoding whole rows."""
+
+    id: str
+    team_id: str
+    user_id: str
+    created_at: float
+
+
 def new_job_id() -> str:
     """Short, unguessable, safe in a Discord custom_id and easy to read aloud."""
     return secrets.token_hex(4)
@@ -237,6 +246,25 @@ class Store:
             where += " AND model = ?"
             states.append(model)
         return await self.jobs(where, states)
+
+    async def queued(self, model: str) -> list[QueuedJob]:
+        sql = ("SELECT id, team_id, user_id, created_at FROM jobs"
+               " WHERE state = 'queued' AND model = ? ORDER BY created_at")
+        async with self.db.execute(sql, (model,)) as cur:
+            return [QueuedJob(*row) for row in await cur.fetchall()]
+
+    async def count_in(self, states: Iterable[JobState], model: str) -> int:
+        states = [str(s) for s in states]
+        sql = (f"SELECT COUNT(*) FROM jobs WHERE state IN ({', '.join('?' for _ in states)})"
+               " AND model = ?")
+        async with self.db.execute(sql, (*states, model)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def models_in(self, state: JobState) -> list[str]:
+        sql = "SELECT DISTINCT model FROM jobs WHERE state = ? ORDER BY model"
+        async with self.db.execute(sql, (str(state),)) as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
 
     async def durations(self, model: str, limit: int = 200) -> list[float]:
         """The provider's own submit-to-end seconds of this model's latest finished tasks."""

@@ -16,7 +16,7 @@ from bot.catalog import Command
 from bot.discord_inputs import (
     accepts,
     attachment,
-    check_attachments,
+    check_inputs,
     choices,
     link,
     model_choices,
@@ -164,7 +164,8 @@ class Generate(commands.Cog):
             return Ask(Command.REFERENCE, None, prompt, negative_prompt,
                        options(size=size, obj_or_bg=role_list, prompt_extend=prompt_extend,
                                watermark=watermark, seed=seed),
-                       {"ref_images_url": [*files, *links]}, {"ref_images_url": "image"})
+                       {"ref_images_url": [*files, *links]},
+                       {"ref_images_url": "image", "obj_or_bg": "roles"})
         await self.start(interaction, ask)
 
     # --- the flow every command shares ---------------------------------------------------
@@ -185,7 +186,7 @@ class Generate(commands.Cog):
         try:
             ask = dataclasses.replace(make_ask(),
                                       display={"upload_limit": interaction.filesize_limit})
-            check_attachments(ask)
+            check_inputs(ask)
             return await build_request(ask, owner, self.bot.media_context(),
                                        self.bot.settings.region)
         except InputError as exc:

@@ -31,7 +31,14 @@ from bot.discord_bot import WanBot
 from bot.engine import Engine, JobUpdate
 from bot.sim import SimConfig, SimRequest, Simulator, run_simulator
 from bot.store import Job, JobState, Store
-from tests.fakediscord import FakeDiscord, FakeMessage, connected_bot, run_fake_discord
+from tests.fakediscord import (
+    FakeDiscord,
+    FakeMessage,
+    FakeUpload,
+    InteractionRecord,
+    connected_bot,
+    run_fake_discord,
+)
 
 SCALE = 400.0  # engine and simulator seconds per real second
 PROGRESS_INTERVAL_S = 0.25  # real seconds between edits of one progress message (5 in use)
@@ -46,6 +53,18 @@ def png(size: tuple[int, int] = (640, 480), mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
+def image(name: str = "frame.png", size: tuple[int, int] = (640, 480), *,
+          content_type: str | None = "image/png", declared_size: int | None = None) -> FakeUpload:
+    """A PNG attachment as Discord declares it (content type and size may be made up)."""
+    return FakeUpload(name, png(size), content_type, size[0], size[1], declared_size)
+
+
+async def reply(record: InteractionRecord) -> FakeMessage:
+    """The command's own (ephemeral) answer: the first followup after its defer."""
+    [message] = await record.wait_followups(1)
+    return message
+
+
 def expired_id_time() -> datetime:
     """An interaction id time whose 15-minute token has already died."""
     return discord.utils.utcnow() - timedelta(minutes=16)
@@ -57,12 +76,21 @@ class MediaServer:
 
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     base_url: str = ""
+    served: list[str] = field(default_factory=list)  # names asked for, in order
+    gate: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: answers wait
+    asked: asyncio.Event = field(default_factory=asyncio.Event)  # set by every request
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     def add(self, name: str, data: bytes, content_type: str = "image/png") -> str:
         self.files[name] = (data, content_type)
         return f"{self.base_url}/{name}"
 
     async def _serve(self, request: web.Request) -> web.Response:
+        self.served.append(request.match_info["name"])
+        self.asked.set()
+        await self.gate.wait()
         found = self.files.get(request.match_info["name"])
         if found is None:
             raise web.HTTPNotFound()
@@ -74,7 +102,7 @@ async def run_media_server() -> AsyncIterator[MediaServer]:
     server = MediaServer()
     app = web.Application()
     app.router.add_get("/{name}", server._serve)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -83,6 +111,7 @@ async def run_media_server() -> AsyncIterator[MediaServer]:
     try:
         yield server
     finally:
+        server.gate.set()
         await runner.cleanup()
 
 
@@ -130,9 +159,11 @@ class Stack:
     async def crash(self) -> None:
         """Stop the running bot's engine and progress board mid-flight, as a kill would."""
         bot = self.running
+        bot.closing = True  # close() now only disconnects: nothing graceful happens
         await bot.engine.stop()
         await bot.progress.close()
-        bot.closing = True  # close() now only disconnects: nothing graceful happens
+        if bot.media_session is not None:
+            await bot.media_session.close()  # a dead process leaks nothing either
 
     async def _record(self, update: JobUpdate) -> None:
         self.updates.append(update)
@@ -149,6 +180,14 @@ class Stack:
     async def wait_state(self, state: JobState, *, timeout_s: float = 10.0) -> Job:
         return await self.wait_job(lambda j: j.state is state, what=f"a job {state}",
                                    timeout_s=timeout_s)
+
+    async def wait_delivered(self, count: int, *, timeout_s: float = 10.0) -> set[str]:
+        """The ids of delivered jobs, once there are `count`."""
+        def probe() -> set[str] | None:
+            done = {u.job.id for u in self.updates if u.job.state is JobState.DELIVERED}
+            return done if len(done) >= count else None
+
+        return await self.fake.wait_for(probe, timeout_s=timeout_s, what=f"{count} deliveries")
 
     def creates(self) -> list[SimRequest]:
         """Create-task requests the provider received."""

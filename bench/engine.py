@@ -1,0 +1,273 @@
+"""Engine benchmark on the simulator, time compressed. Run by hand: `python bench/engine.py`.
+
+200 jobs from 10 users (in 3 teams) over 3 models with 2, 2 and 1 slots; task durations drawn
+from a lognormal with a median of 120 simulated seconds and sigma 0.4; every model starts with 20
+finished jobs of history (as a bot that has run for a while has). The same workload runs three
+times, each in its own process at once: with our poll policy, with the official SDK's schedule
+(1, 1, 2, 2, 2, 4, 4, 4, 5... s) and with a fixed 15 s poll, so the ratios compare like with
+like on a shared, noisy machine. A fourth process measures fairness: one user's single job
+submitted behind another user's twenty on a one-slot model.
+
+Prints a table, or with --json one object with the keys utilisation, queries_per_job,
+mean_delay_s (each {ours, sdk, fixed15}), peak_qps, qps_cap, fairness_worst_wait_s,
+slot_turnover_s, peak_rss_mb, cpu_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot import catalog
+from bot.clock import ScaledClock
+from bot.config import Settings
+from bot.dashscope import DashScope
+from bot.engine import Engine, JobRequest
+from bot.polling import FixedInterval, HistoryPolicy, PollPolicy, SdkSchedule
+from bot.sim import SimConfig, Simulator, run_simulator
+from bot.store import Job, JobState, Store
+
+JOBS, USERS, HISTORY = 200, 10, 20
+MEDIAN_S, SIGMA = 120.0, 0.4
+QPS_CAP = 10.0
+SCALE = 150.0  # simulated seconds per real second
+MODELS = {"wan2.2-kf2v-flash": 2, "wan2.2-i2v-flash": 2, "wan2.1-kf2v-plus": 1}
+SHARE = {"wan2.2-kf2v-flash": 0.4, "wan2.2-i2v-flash": 0.4, "wan2.1-kf2v-plus": 0.2}
+POLICIES = {"ours": HistoryPolicy, "sdk": SdkSchedule, "fixed15": lambda: FixedInterval(15.0)}
+DONE = {JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED}
+
+
+def lognormal(rng: random.Random) -> float:
+    return rng.lognormvariate(math.log(MEDIAN_S), SIGMA)
+
+
+class Sink:
+    """Delivers into nothing; the benchmark measures the engine, not a front end."""
+
+    async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
+        return {}
+
+    async def find_delivery(self, job: Job) -> dict[str, Any] | None:
+        return None
+
+
+async def seed_history(store: Store, rng: random.Random) -> None:
+    for model in MODELS:
+        for i in range(HISTORY):
+            await store.insert_job(Job(
+                id=f"h-{model}-{i}", platform="bench", team_id="t", channel_id="c",
+                user_id="history", command="kf2v", model=model, state=JobState.DELIVERED,
+                created_at=0.0, finished_at=float(i), provider_seconds=lognormal(rng)))
+
+
+async def upload_inputs(client: DashScope, png: bytes) -> dict[str, str]:
+    """Upload the two frames once per model; every job then points at them."""
+    urls = {}
+    for model in MODELS:
+        api = catalog.get_model(model).api_name("singapore")
+        urls[model] = await client.upload(api, "frame.png", png, "image/png")
+    return urls
+
+
+def request(model: str, user: int, oss: str) -> JobRequest:
+    spec = catalog.get_model(model)
+    media = {f.name: oss for f in spec.inputs if f.required}
+    return JobRequest(platform="bench", team_id=f"team{user % 3}", channel_id="c",
+                      user_id=f"user{user}", command=str(spec.command), model=model,
+                      media=media, options=catalog.resolve_options(spec, {}),
+                      prompt="a benchmark", oss=True)
+
+
+def workload(rng: random.Random) -> list[tuple[str, int]]:
+    models = [m for m, share in SHARE.items() for _ in range(round(JOBS * share))]
+    rng.shuffle(models)
+    return [(m, rng.randrange(USERS)) for m in models]
+
+
+def png_bytes() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 480), "grey").save(buf, "PNG")
+    return buf.getvalue()
+
+
+class Run:
+    """One engine with one policy against its own simulator and SQLite file."""
+
+    def __init__(self, policy: PollPolicy, folder: Path, concurrency: dict[str, int]) -> None:
+        self.policy = policy
+        self.folder = folder
+        self.concurrency = concurrency
+        self.clock = ScaledClock(SCALE)
+        self.rng = random.Random(42)
+        self.durations: dict[str, float] = {}
+
+    def sim_config(self) -> SimConfig:
+        drawn = random.Random(7)
+
+        def running_s(model: str) -> float:
+            return lognormal(drawn)
+
+        return SimConfig(clock=self.clock.now, time_scale=1.0, pending_s=0.0,
+                         running_s=running_s, concurrency=dict(self.concurrency),
+                         over_limit="reject")
+
+    def settings(self, sim: Simulator) -> Settings:
+        return Settings(dashscope_api_key=sim.api_key, base_url=sim.base_url,
+                        database_path=self.folder / "bench.sqlite3",
+                        video_dir=self.folder / "videos", max_qps=QPS_CAP,
+                        concurrency=dict(self.concurrency))
+
+    async def __call__(self, jobs: list[tuple[str, int]]) -> tuple[Engine, list[Job], Simulator]:
+        async with run_simulator(self.sim_config()) as sim, aiohttp.ClientSession() as http:
+            settings = self.settings(sim)
+            store = await Store.open(settings.database_path)
+            await seed_history(store, random.Random(3))
+            client = DashScope(http, sim.base_url, sim.api_key)
+            engine = Engine(store, client, settings, clock=self.clock, policy=self.policy)
+            engine.set_deliverer("bench", Sink())
+            await engine.start()
+            await self.submit_all(engine, client, jobs)
+            await engine.stop()
+            done = await store.jobs("user_id != 'history'")
+            await store.close()
+            return engine, done, sim
+
+    async def submit_all(self, engine: Engine, client: DashScope,
+                         jobs: list[tuple[str, int]]) -> None:
+        urls = await upload_inputs(client, png_bytes())
+        left = len(jobs)
+        all_done = asyncio.Event()
+
+        async def count(update: Any) -> None:
+            nonlocal left
+            if update.job.state in DONE:
+                left -= 1
+                if left == 0:
+                    all_done.set()
+
+        engine.subscribe(count)
+        self.start = self.clock.now()
+        for model, user in jobs:
+            await engine.submit(request(model, user, urls[model]))
+        await asyncio.wait_for(all_done.wait(), timeout=120)
+
+
+def measure(run: Run, engine: Engine, jobs: list[Job], sim: Simulator) -> dict[str, Any]:
+    ends = {t.task_id: t.end_at for t in sim.tasks.values()}
+    delays = [j.finished_at - ends[j.task_id] for j in jobs if j.task_id in ends]
+    ratios = {}
+    for model, slots in MODELS.items():
+        mine = [j for j in jobs if j.model == model]
+        ideal = sum(j.provider_seconds or 0 for j in mine) / slots
+        makespan = max(j.finished_at or 0 for j in mine) - run.start
+        ratios[model] = makespan / ideal
+    return {
+        "utilisation": max(ratios.values()),
+        "utilisation_by_model": ratios,
+        "queries_per_job": engine.queries / len(jobs),
+        "mean_delay_s": sum(delays) / len(delays),
+        "peak_qps": engine.limiter.peak,
+        "failed": sum(1 for j in jobs if j.state is not JobState.DELIVERED),
+        "sim_429": sum(1 for r in sim.requests if r.status == 429 and r.route != "create"),
+    }
+
+
+async def child(policy_name: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        run = Run(POLICIES[policy_name](), Path(folder), MODELS)
+        engine, jobs, sim = await run(workload(random.Random(1)))
+        return measure(run, engine, jobs, sim)
+
+
+async def fairness() -> dict[str, Any]:
+    """User A queues 20 jobs on a one-slot model, then user B one: how long does B wait?"""
+    with tempfile.TemporaryDirectory() as folder:
+        model = "wan2.1-kf2v-plus"
+        run = Run(HistoryPolicy(), Path(folder), {model: 1})
+        jobs = [(model, 0)] * 20 + [(model, 1)]
+        _, done, _ = await run(jobs)
+        admitted = sorted(done, key=lambda j: j.submitted_at or 0)
+        b = next(j for j in done if j.user_id == "user1")
+        # One turnover: from one admission on the slot to the next.
+        turnover = (admitted[1].submitted_at or 0) - (admitted[0].submitted_at or 0)
+        return {"fairness_worst_wait_s": (b.submitted_at or 0) - b.created_at,
+                "slot_turnover_s": turnover, "admitted_before": admitted.index(b)}
+
+
+def spawn(kind: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, "--child", kind],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def collect() -> dict[str, Any]:
+    kinds = [*POLICIES, "fairness"]
+    procs = {kind: spawn(kind) for kind in kinds}
+    out = {kind: json.loads(proc.communicate()[0]) for kind, proc in procs.items()}
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result: dict[str, Any] = {
+        key: {p: out[p][key] for p in POLICIES}
+        for key in ("utilisation", "queries_per_job", "mean_delay_s")
+    }
+    result.update(
+        peak_qps=max(out[p]["peak_qps"] for p in POLICIES), qps_cap=QPS_CAP,
+        fairness_worst_wait_s=out["fairness"]["fairness_worst_wait_s"],
+        slot_turnover_s=out["fairness"]["slot_turnover_s"],
+        fairness_admitted_before=out["fairness"]["admitted_before"],
+        peak_rss_mb=usage.ru_maxrss / 1024, cpu_s=usage.ru_utime + usage.ru_stime,
+        failed={p: out[p]["failed"] for p in POLICIES},
+        utilisation_by_model={p: out[p]["utilisation_by_model"] for p in POLICIES},
+    )
+    return result
+
+
+def table(r: dict[str, Any], wall_s: float) -> str:
+    rows = [f"{'':24}{'ours':>10}{'sdk':>10}{'fixed15':>10}{'ours/sdk':>10}"]
+    for key, label in (("utilisation", "makespan / ideal"),
+                       ("queries_per_job", "status queries / job"),
+                       ("mean_delay_s", "mean detect delay (s)")):
+        v = r[key]
+        rows.append(f"{label:24}{v['ours']:>10.3f}{v['sdk']:>10.3f}{v['fixed15']:>10.3f}"
+                    f"{v['ours'] / v['sdk']:>10.3f}")
+    rows += [
+        f"peak query rate: {r['peak_qps']}/s (cap {r['qps_cap']:.0f}/s)",
+        f"fairness: one job behind another user's 20 waited {r['fairness_worst_wait_s']:.1f} s"
+        f" (one slot turnover: {r['slot_turnover_s']:.1f} s;"
+        f" jobs admitted before it: {r['fairness_admitted_before']})",
+        f"peak RSS {r['peak_rss_mb']:.0f} MB, CPU {r['cpu_s']:.1f} s, wall {wall_s:.1f} s;"
+        f" jobs not delivered: {r['failed']}",
+    ]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        work = fairness() if args.child == "fairness" else child(args.child)
+        print(json.dumps(asyncio.run(work)))
+        return
+    started = time.monotonic()
+    result = collect()
+    print(json.dumps(result) if args.json else table(result, time.monotonic() - started))
+
+
+if __name__ == "__main__":
+    main()
