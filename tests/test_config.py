@@ -1,0 +1,65 @@
+"""Settings: defaults, overrides, and every problem reported at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import REGION_URLS, load_settings
+from bot.errors import ConfigError
+
+BASE = {"DASHSCOPE_API_KEY": "sk-test-123456", "DISCORD_TOKEN": "token"}
+
+
+def test_defaults():
+    s = load_settings(BASE)
+    assert s.region == "singapore" and s.base_url == REGION_URLS["singapore"]
+    assert s.database_path == Path("data/wanbot.sqlite3") and s.video_dir == Path("data/videos")
+    assert s.slots("wan2.2-animate-mix") == 1 and s.slots("wan2.5-i2v-preview") == 5
+
+
+def test_region_and_base_url_override():
+    assert load_settings({**BASE, "DASHSCOPE_REGION": "Beijing"}).base_url == REGION_URLS["beijing"]
+    s = load_settings({**BASE, "DASHSCOPE_BASE_URL": "http://127.0.0.1:8700/api/v1/"})
+    assert s.base_url == "http://127.0.0.1:8700/api/v1"
+
+
+def test_every_problem_is_listed_together():
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"DASHSCOPE_REGION": "mars", "MAX_QPS": "fast",
+                       "MODEL_CONCURRENCY": "nope=2", "DISCORD_GUILD_IDS": "abc"})
+    text = "\n".join(caught.value.problems)
+    for name in ("DASHSCOPE_API_KEY", "DISCORD_TOKEN", "DASHSCOPE_REGION", "MAX_QPS",
+                 "MODEL_CONCURRENCY", "DISCORD_GUILD_IDS"):
+        assert name in text
+    assert len(caught.value.problems) == 6
+
+
+def test_the_terminal_does_not_need_a_discord_token():
+    assert load_settings({"DASHSCOPE_API_KEY": "k"}, need_discord=False).discord_token == ""
+
+
+def test_the_account_query_limit_is_a_ceiling():
+    with pytest.raises(ConfigError, match="MAX_QPS"):
+        load_settings({**BASE, "MAX_QPS": "25"})
+
+
+def test_concurrency_overrides_and_guilds():
+    s = load_settings({**BASE, "MODEL_CONCURRENCY": "wan2.2-animate-mix=3",
+                       "DISCORD_GUILD_IDS": "1, 2"})
+    assert s.slots("wan2.2-animate-mix") == 3 and s.guild_ids == (1, 2)
+
+
+def test_secrets_stay_out_of_repr():
+    text = repr(load_settings(BASE))
+    assert "sk-test-123456" not in text and "token" not in text.replace("discord_token", "")
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
+    env = tmp_path / ".env"
+    env.write_text("DASHSCOPE_API_KEY=from-file\nDASHSCOPE_REGION=beijing\n")
+    monkeypatch.setenv("DASHSCOPE_REGION", "virginia")
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    s = load_settings(need_discord=False, env_file=env)
+    assert s.dashscope_api_key == "from-file" and s.region == "virginia"
