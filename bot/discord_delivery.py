@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's limit for a guild without boosts
 TOO_LARGE = 413
+FIND_LIMIT = 200  # messages searched for a post made just before a crash
 
 
 class DiscordDeliverer:
@@ -42,7 +43,7 @@ class DiscordDeliverer:
         return await self._send(job, channel, file=None)
 
     async def destination(self, job: Job) -> discord.abc.Messageable:
-        """Where the result goes: the job's channel (a DM for private jobs, see the cogs)."""
+        """Where the result goes: the channel the command was used in."""
         return self.client.get_partial_messageable(int(job.channel_id))
 
     def upload_limit(self, job: Job) -> int:
@@ -73,14 +74,14 @@ class DiscordDeliverer:
         return message.to_reference(fail_if_not_exists=False)
 
     async def find_delivery(self, job: Job) -> dict[str, Any] | None:
-        """The post a crashed delivery may have made: ours, after the progress message,
-        naming this job."""
+        """The post a crashed delivery may have made: ours, naming this job, newer than the
+        progress message. Looked for newest first: a restart comes soon after a crash."""
         channel = await self.destination(job)
-        ref = job.progress_ref or {}
-        after = discord.Object(int(ref["message_id"])) if ref.get("message_id") else None
-        marker = f"`{job.id}`"
-        me = self.client.user
-        async for message in channel.history(limit=100, after=after):
+        since = int((job.progress_ref or {}).get("message_id") or 0)
+        marker, me = f"`{job.id}`", self.client.user
+        async for message in channel.history(limit=FIND_LIMIT):
+            if message.id <= since:
+                break
             if me and message.author.id == me.id and marker in message.content:
                 mode = "file" if message.attachments else "link"
                 return {"channel_id": str(message.channel.id), "message_id": str(message.id),

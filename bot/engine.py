@@ -67,6 +67,7 @@ class JobUpdate:
 
 
 Listener = Callable[[JobUpdate], Awaitable[None]]
+Check = Callable[[JobRequest, float], Awaitable[None]]  # raises to refuse a request
 
 
 class Deliverer(Protocol):
@@ -111,6 +112,7 @@ class Engine:
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
         self._admit_wake = asyncio.Event()
+        self._submit_lock = asyncio.Lock()
         self._poll_wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._work: set[asyncio.Task[Any]] = set()
@@ -147,17 +149,18 @@ class Engine:
 
     # --- what front ends call --------------------------------------------------------------
 
-    async def submit(self, request: JobRequest) -> JobUpdate:
-        """Queue a job; returns at once with its id and place in the queue."""
-        now = self.clock.now()
-        job = Job(
-            id=new_job_id(),
-            state=JobState.QUEUED,
-            created_at=now,
-            updated_at=now,
-            **request.__dict__,
-        )
-        await self.store.insert_job(job)
+    async def submit(self, request: JobRequest, check: Check | None = None) -> JobUpdate:
+        """Queue a job; returns at once with its id and place in the queue.
+
+        `check` (a team's limits) runs under a lock with the insert, so requests made at the
+        same moment cannot pass a limit together."""
+        async with self._submit_lock:
+            now = self.clock.now()
+            if check is not None:
+                await check(request, now)
+            job = Job(id=new_job_id(), state=JobState.QUEUED, created_at=now, updated_at=now,
+                      **request.__dict__)
+            await self.store.insert_job(job)
         log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
         update = await self.update_for(job)
         await self._emit(job)

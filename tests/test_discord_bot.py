@@ -15,7 +15,7 @@ import discord
 from bot.catalog import Command, option_values
 from bot.discord_bot import run
 from bot.store import Job, JobState
-from tests.discord_support import Stack, image, reply
+from tests.discord_stack import Stack, image, reply
 from tests.fakediscord import EPHEMERAL, discord_pointed_at
 
 pytest_plugins = ("tests.discord_support",)

@@ -14,7 +14,7 @@ import pytest
 from bot.catalog import MiB
 from bot.sim_media import make_mp4, make_wav
 from bot.store import JobState
-from tests.discord_support import Stack, image, png, reply
+from tests.discord_stack import Stack, image, png, reply
 from tests.fakediscord import EPHEMERAL, FakeUpload
 
 pytest_plugins = ("tests.discord_support",)

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from bot.store import Job, JobState, Store
-from tests.discord_support import (
+from tests.discord_stack import (
     EDITS,
     MESSAGES,
     PROGRESS_INTERVAL_S,
