@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +25,7 @@ from bot.dashscope import DashScope, Task, TaskStatus
 from bot.errors import ApiError, InputError
 from bot.fairness import fair_order
 from bot.polling import HistoryPolicy, PollPolicy, QueryLimiter
-from bot.store import AT_PROVIDER, Job, JobState, QueuedJob, Store, new_job_id
+from bot.store import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, Store, new_job_id
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +33,6 @@ RESULT_TTL_S = 24 * 3600  # the provider keeps task ids and video links this lon
 RECONCILE_SKEW_S = 120  # margin of the time window we list when reconciling
 CLOCK_SKEW_S = 5.0  # how far the provider's clock may be from ours
 MAX_VIDEO_BYTES = 1024 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    """Everything a front end knows about a new job, already checked."""
-
-    platform: str
-    team_id: str
-    channel_id: str
-    user_id: str
-    command: str
-    model: str
-    media: dict[str, Any]
-    options: dict[str, Any]
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    oss: bool = False
-    notes: list[str] = field(default_factory=list)
-    display: dict[str, Any] = field(default_factory=dict)
-    private: bool = False
-    expected_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -36,26 +36,34 @@ AT_PROVIDER = frozenset({JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING
 JSON_COLUMNS = ("media", "options", "notes", "usage", "progress_ref", "delivery", "display")
 
 
-@dataclass(frozen=True)
-class Job:
-    id: str
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    """Everything a front end knows about a new job, already checked."""
+
     platform: str
     team_id: str
     channel_id: str
     user_id: str
     command: str
     model: str
-    state: JobState
-    created_at: float
-    prompt: str | None = None
-    negative_prompt: str | None = None
     media: dict[str, Any] = field(default_factory=dict)  # body field -> URL or list of URLs
     options: dict[str, Any] = field(default_factory=dict)  # the resolved parameters
+    prompt: str | None = None
+    negative_prompt: str | None = None
     oss: bool = False  # the inputs include oss:// uploads
     notes: list[str] = field(default_factory=list)  # repairs made to the input
     display: dict[str, Any] = field(default_factory=dict)  # front-end facts (file names ...)
     private: bool = False
     expected_seconds: float = 0.0  # video-seconds this job will produce
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(JobRequest):
+    """A request and its life so far: one row of `jobs`."""
+
+    id: str
+    state: JobState
+    created_at: float
     task_id: str | None = None
     submitted_at: float | None = None
     started_at: float | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -13,6 +13,7 @@ from PIL import Image
 
 from bot.dashscope import DashScope
 from bot.sim import SimConfig, Simulator, run_simulator
+from tests.net_support import FileServer, install_tripwire
 
 
 def make_image(size: tuple[int, int] = (640, 480), fmt: str = "PNG", mode: str = "RGB") -> bytes:
@@ -59,3 +60,18 @@ def client(sim: Simulator, session: aiohttp.ClientSession, slept: list[float]) -
 
     return DashScope(session, sim.base_url, sim.api_key, timeout_s=5, sleep=record,
                      rng=random.Random(7))
+
+
+@pytest.fixture(autouse=True)
+def tripwire(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test: any connection outside the loopback network fails it."""
+    outside = install_tripwire(monkeypatch)
+    yield
+    assert outside == [], "a test tried to connect outside the loopback network"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FileServer]:
+    srv = await FileServer().start()
+    yield srv
+    await srv.close()

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
-import aiohappyeyeballs
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from bot.errors import InputError
 from bot.fetch import (
@@ -24,117 +20,9 @@ from bot.fetch import (
     guarded_session,
     is_public,
 )
+from tests.net_support import BODY, FileServer
 
 TRUSTED = frozenset({"127.0.0.1"})
-BODY = b"0123456789" * 1000
-
-
-class FileServer:
-    """A real aiohttp.web server on a loopback address: serves files and misbehaves on request.
-
-    /files/<name>      the file, with Content-Length
-    /chunked/<name>    the file, chunked, no Content-Length
-    /redirect?to=URL   302 to URL
-    /hop/<n>           302 to /hop/<n-1>; /hop/0 serves BODY
-    /status/<code>     an empty answer with that status
-    /stall             headers, a few bytes, then nothing until the server closes
-    """
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.files: dict[str, bytes] = {"body": BODY}
-        self.hits: list[str] = []
-        self._release = asyncio.Event()
-        app = web.Application()
-        app.router.add_get("/{kind}/{arg:.*}", self._handle)
-        app.router.add_get("/{kind}", self._handle)
-        self._server = TestServer(app, host=host)
-
-    @property
-    def port(self) -> int:
-        assert self._server.port is not None
-        return self._server.port
-
-    def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
-
-    def add(self, name: str, data: bytes) -> str:
-        self.files[name] = data
-        return self.url(f"/files/{name}")
-
-    async def start(self) -> FileServer:
-        await self._server.start_server()
-        return self
-
-    async def close(self) -> None:
-        self._release.set()  # let stalled handlers finish so the server can shut down at once
-        await self._server.close()
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.hits.append(request.path_qs)
-        kind, arg = request.match_info["kind"], request.match_info.get("arg", "")
-        if kind == "files":
-            return web.Response(body=self.files[arg])
-        if kind == "chunked":
-            return await self._chunked(request, self.files[arg])
-        if kind == "redirect":
-            raise web.HTTPFound(request.query["to"])
-        if kind == "hop":
-            n = int(arg)
-            if n > 0:
-                raise web.HTTPFound(f"/hop/{n - 1}")
-            return web.Response(body=BODY)
-        if kind == "status":
-            return web.Response(status=int(arg))
-        return await self._stall(request)
-
-    async def _chunked(self, request: web.Request, data: bytes) -> web.StreamResponse:
-        resp = web.StreamResponse()
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        for i in range(0, len(data), 4096):
-            await resp.write(data[i : i + 4096])
-        await resp.write_eof()
-        return resp
-
-    async def _stall(self, request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Length": "1000"})
-        await resp.prepare(request)
-        await resp.write(b"x" * 10)
-        await self._release.wait()
-        return resp
-
-
-def install_tripwire(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make every connection attempt to a non-loopback address fail (and be recorded), so no
-    test can send traffic off this machine even if the guard were broken."""
-    real = aiohappyeyeballs.start_connection
-    outside: list[str] = []
-
-    async def loopback_only(addr_infos, *args, **kwargs):  # type: ignore[no-untyped-def]
-        for info in addr_infos:
-            address = str(info[4][0])
-            if not ipaddress.ip_address(address.split("%")[0]).is_loopback:
-                outside.append(address)
-                raise OSError(f"test tripwire: refused to connect to {address}")
-        return await real(addr_infos, *args, **kwargs)
-
-    monkeypatch.setattr(aiohappyeyeballs, "start_connection", loopback_only)
-    return outside
-
-
-@pytest.fixture(autouse=True)
-def tripwire(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    outside = install_tripwire(monkeypatch)
-    yield
-    assert outside == [], "a test tried to connect outside the loopback network"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FileServer]:
-    srv = await FileServer().start()
-    yield srv
-    await srv.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import os
 import struct
 import wave
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,6 @@ from bot.media import (
     check,
     prepare,
 )
-from tests.test_fetch import FileServer, install_tripwire
 
 MiB = 1024 * 1024
 KF2V = get_model("wan2.2-kf2v-flash").field("first_frame_url")  # 360-2000 px, no alpha, data: ok
@@ -166,20 +165,6 @@ class Uploads(list[Upload]):
         )
         self.append(Upload(model, filename, data, ctype, path))
         return f"oss://dashscope-instant/test/{filename}"
-
-
-@pytest.fixture(autouse=True)
-def tripwire(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    outside = install_tripwire(monkeypatch)
-    yield
-    assert outside == [], "a test tried to connect outside the loopback network"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FileServer]:
-    srv = await FileServer().start()
-    yield srv
-    await srv.close()
 
 
 @pytest.fixture
