@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bot import catalog
 from bot.clock import Clock
@@ -24,15 +22,14 @@ from bot.config import Settings
 from bot.dashscope import DashScope, Task, TaskStatus
 from bot.errors import ApiError, InputError
 from bot.fairness import fair_order
-from bot.polling import HistoryPolicy, PollPolicy, QueryLimiter
+from bot.poller import Poller
+from bot.polling import HistoryPolicy, PollPolicy
+from bot.results import Deliverer, Results
 from bot.store import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, Store, new_job_id
 
 log = logging.getLogger(__name__)
 
-RESULT_TTL_S = 24 * 3600  # the provider keeps task ids and video links this long
-RECONCILE_SKEW_S = 120  # margin of the time window we list when reconciling
 CLOCK_SKEW_S = 5.0  # how far the provider's clock may be from ours
-MAX_VIDEO_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -47,16 +44,6 @@ class JobUpdate:
 
 Listener = Callable[[JobUpdate], Awaitable[None]]
 Check = Callable[[JobRequest, float], Awaitable[None]]  # raises to refuse a request
-
-
-class Deliverer(Protocol):
-    async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
-        """Post the video; return where it went (kept in the job's `delivery`)."""
-        ...
-
-    async def find_delivery(self, job: Job) -> dict[str, Any] | None:
-        """After a crash mid-delivery: the delivery if it happened, so it is not repeated."""
-        ...
 
 
 class CancelOutcome(StrEnum):
@@ -83,19 +70,24 @@ class Engine:
         self.settings = settings
         self.clock = clock or Clock()
         self.policy = policy or HistoryPolicy()
-        self.limiter = QueryLimiter(settings.max_qps, self.clock)
+        self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply)
+        self.results = Results(store, client, settings, self.clock, self._set, self._spawn)
         self._listeners: list[Listener] = []
-        self._deliverers: dict[str, Deliverer] = {}
-        self._due: dict[str, float] = {}  # job id -> when to query its task next
-        self._polls: dict[str, int] = {}  # job id -> queries made since submission
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
         self._admit_wake = asyncio.Event()
         self._submit_lock = asyncio.Lock()
-        self._poll_wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._work: set[asyncio.Task[Any]] = set()
-        self.queries = 0  # status queries sent (gets and lists), for benchmarks
+
+    @property
+    def queries(self) -> int:
+        """Status queries sent (details and lists), for benchmarks."""
+        return self.poller.queries
+
+    @property
+    def limiter(self) -> Any:
+        return self.poller.limiter
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -105,7 +97,7 @@ class Engine:
         await self._recover()
         self._loops = [
             asyncio.create_task(self._admit_loop(), name="engine-admit"),
-            asyncio.create_task(self._poll_loop(), name="engine-poll"),
+            asyncio.create_task(self.poller.run(), name="engine-poll"),
         ]
 
     async def stop(self) -> None:
@@ -114,6 +106,7 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.poller.close()
         self._loops.clear()
         self._work.clear()
 
@@ -123,8 +116,7 @@ class Engine:
 
     def set_deliverer(self, platform: str, deliverer: Deliverer) -> None:
         """Register a front end's way to post results; results waiting for it go out now."""
-        self._deliverers[platform] = deliverer
-        self._spawn(self._deliver_waiting(platform))
+        self.results.register(platform, deliverer)
 
     # --- what front ends call --------------------------------------------------------------
 
@@ -295,7 +287,7 @@ class Engine:
         log.info("job %s: task %s %s", job.id, task.task_id, task.status)
         if saved.cancel_requested:
             await self._cancel_at_provider(saved)
-        self._schedule(saved, first=True)
+        self.poller.schedule(saved, first=True)
 
     # --- reconciliation after a crash or an ambiguous create ------------------------------
 
@@ -305,15 +297,9 @@ class Engine:
         if not jobs:
             return
         model = catalog.get_model(model_name)
-        start = min(j.submitted_at or j.created_at for j in jobs) - RECONCILE_SKEW_S
-        now = self.clock.now()
-        await self.limiter.acquire()
-        self.queries += 1
-        listed = await self.client.list_tasks(
-            model=model.api_name(self.settings.region),
-            start=_dt(start),
-            end=_dt(now + RECONCILE_SKEW_S),
-        )
+        start = min(j.submitted_at or j.created_at for j in jobs)
+        listed = await self.poller.list_tasks(start, self.clock.now(),
+                                              model.api_name(self.settings.region))
         claimed = await self.store.claimed_task_ids()
         free = [t for t in listed if t.task_id not in claimed]
         for job in sorted(jobs, key=lambda j: j.submitted_at or 0):
@@ -321,7 +307,7 @@ class Engine:
             if match is not None:
                 free.remove(match)
                 log.info("job %s: found its task %s at the provider", job.id, match.task_id)
-                await self._record_task(job, await self._get_task(match.task_id))
+                await self._record_task(job, await self.poller.get_task(match.task_id))
             else:
                 log.info("job %s: the provider never got it; queueing again", job.id)
                 await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
@@ -336,103 +322,12 @@ class Engine:
         for cand in sorted(near, key=lambda c: abs((_created(c) or 0) - sent)):
             if not job.prompt:
                 return cand
-            task = await self._get_task(cand.task_id)
+            task = await self.poller.get_task(cand.task_id)
             if task.orig_prompt in (None, job.prompt):
                 return cand
         return None
 
-    # --- polling ---------------------------------------------------------------------------
-
-    def _schedule(self, job: Job, *, first: bool = False) -> None:
-        if first:
-            self._polls[job.id] = 0
-        elapsed = self.clock.now() - (job.submitted_at or self.clock.now())
-        delay = self.policy.next_delay(job.model, elapsed, self._polls.get(job.id, 0))
-        self._due[job.id] = self.clock.now() + delay
-        self._poll_wake.set()
-
-    async def _poll_loop(self) -> None:
-        while True:
-            self._poll_wake.clear()
-            now = self.clock.now()
-            due = [jid for jid, t in self._due.items() if t <= now]
-            if due:
-                try:
-                    await self._poll(due)
-                except Exception:
-                    log.exception("polling failed; will retry")
-                    for jid in due:
-                        self._due[jid] = self.clock.now() + 5
-                continue
-            soonest = min(self._due.values(), default=None)
-            await self.clock.wait(self._poll_wake, None if soonest is None else soonest - now)
-
-    async def _poll(self, due: list[str]) -> None:
-        if self.policy.batch and len(self._due) > 1:
-            await self._poll_by_list()
-        else:
-            await asyncio.gather(*(self._poll_one(jid) for jid in due))
-
-    async def _poll_one(self, job_id: str) -> None:
-        self._due.pop(job_id, None)
-        job = await self.store.get_job(job_id)
-        if job is None or job.task_id is None or job.state not in AT_PROVIDER:
-            return
-        self._polls[job_id] = self._polls.get(job_id, 0) + 1
-        try:
-            task = await self._get_task(job.task_id)
-        except ApiError as exc:
-            log.warning("job %s: status query failed: %s", job.id, exc)
-            self._due[job.id] = self.clock.now() + (exc.retry_after_s or 5)
-            return
-        await self._apply(job, task)
-
-    async def _poll_by_list(self) -> None:
-        """One list query answers for every active task; details only for finished ones."""
-        jobs = [j for j in await self.store.jobs_in([JobState.PENDING, JobState.RUNNING])
-                if j.task_id]
-        if not jobs:
-            self._due.clear()
-            return
-        start = min(j.submitted_at or j.created_at for j in jobs) - RECONCILE_SKEW_S
-        await self.limiter.acquire()
-        self.queries += 1
-        listed = await self.client.list_tasks(start=_dt(start),
-                                              end=_dt(self.clock.now() + RECONCILE_SKEW_S))
-        status = {t.task_id: t.status for t in listed}
-        for job in jobs:
-            self._polls[job.id] = self._polls.get(job.id, 0) + 1
-            seen = status.get(job.task_id or "")
-            if seen is None or seen in (TaskStatus.PENDING, TaskStatus.RUNNING):
-                await self._apply_progress(job, seen)
-                continue
-            self._due.pop(job.id, None)
-            self._spawn(self._poll_one_now(job))
-
-    async def _poll_one_now(self, job: Job) -> None:
-        self._polls[job.id] = self._polls.get(job.id, 0) + 1
-        try:
-            task = await self._get_task(job.task_id or "")
-        except ApiError as exc:
-            log.warning("job %s: status query failed: %s", job.id, exc)
-            self._due[job.id] = self.clock.now() + (exc.retry_after_s or 5)
-            self._poll_wake.set()
-            return
-        await self._apply(job, task)
-
-    async def _apply_progress(self, job: Job, seen: TaskStatus | None) -> None:
-        if seen is None:  # not listed (yet): ask about it directly
-            self._spawn(self._poll_one_now(job))
-            return
-        if seen is TaskStatus.RUNNING and job.state is JobState.PENDING:
-            job = await self._set(job, JobState.RUNNING, expect=[JobState.PENDING],
-                                  started_at=self.clock.now()) or job
-        self._schedule(job)
-
-    async def _get_task(self, task_id: str) -> Task:
-        await self.limiter.acquire()
-        self.queries += 1
-        return await self.client.get_task(task_id)
+    # --- what the provider says ---------------------------------------------------------
 
     async def _apply(self, job: Job, task: Task) -> None:
         """Write what the provider said, then act on it."""
@@ -443,14 +338,15 @@ class Engine:
             TaskStatus.FAILED: self._on_failed,
             TaskStatus.CANCELED: self._on_canceled,
         }.get(task.status, self._on_unknown)
-        self._due.pop(job.id, None)
+        if task.status.is_terminal:
+            self.poller.forget(job.id)
         await handler(job, task)
 
     async def _on_waiting(self, job: Job, task: Task) -> None:
         if task.status is TaskStatus.RUNNING and job.state is not JobState.RUNNING:
             job = await self._set(job, JobState.RUNNING, expect=AT_PROVIDER,
                                   started_at=self.clock.now()) or job
-        self._schedule(job)
+        self.poller.schedule(job)
 
     async def _on_succeeded(self, job: Job, task: Task) -> None:
         model = catalog.get_model(job.model)
@@ -469,7 +365,7 @@ class Engine:
         if saved is not None and saved.cancel_requested:
             await self._mark_canceled(saved)
         elif saved is not None:
-            self._spawn(self._finish(saved))
+            self._spawn(self.results.finish(saved))
         await self._learn(model.name)
 
     async def _on_failed(self, job: Job, task: Task) -> None:
@@ -495,70 +391,6 @@ class Engine:
         if learn is not None:
             learn(model, await self.store.durations(model))
 
-    # --- results ---------------------------------------------------------------------------
-
-    async def _finish(self, job: Job) -> None:
-        """Fetch the video while its link lives, then deliver it."""
-        job = await self._download(job)
-        if job is not None and job.state is JobState.SUCCEEDED:
-            await self._deliver(job)
-
-    async def _download(self, job: Job) -> Job | None:
-        path = self.settings.video_dir / f"{job.id}.mp4"
-        if job.video_path and await asyncio.to_thread(os.path.exists, job.video_path):
-            return job
-        backoff = 5.0
-        while True:
-            try:
-                await self.client.download(job.result_url or "", path, max_bytes=MAX_VIDEO_BYTES)
-                return await self.store.update_job(job.id, video_path=str(path))
-            except ApiError as exc:
-                if not exc.retryable or self._link_dead(job):
-                    return await self._set(job, JobState.EXPIRED, expect=[JobState.SUCCEEDED],
-                                           error_code="Expired", error_message=exc.message)
-                log.warning("job %s: download failed (%s); retrying", job.id, exc.code)
-            await self.clock.sleep(backoff)
-            backoff = min(backoff * 2, 300.0)
-
-    def _link_dead(self, job: Job) -> bool:
-        return self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
-
-    async def _deliver(self, job: Job) -> None:
-        deliverer = self._deliverers.get(job.platform)
-        if deliverer is None:
-            return  # delivered when its front end registers
-        job = await self._set(job, JobState.DELIVERING, expect=[JobState.SUCCEEDED]) or job
-        if job.state is not JobState.DELIVERING:
-            return
-        await self._post(job, deliverer, retry=False)
-
-    async def _post(self, job: Job, deliverer: Deliverer, *, retry: bool) -> None:
-        """Post once; after a failure (or a crash) look for the post before posting again."""
-        backoff = 5.0
-        while True:
-            try:
-                where = await deliverer.find_delivery(job) if retry else None
-                where = where or await deliverer.deliver(job, Path(job.video_path or ""))
-                await self._set(job, JobState.DELIVERED, expect=[JobState.DELIVERING],
-                                delivery=where, delivered_at=self.clock.now())
-                return
-            except Exception:
-                log.exception("job %s: delivery failed; retrying in %.0fs", job.id, backoff)
-            retry = True
-            await self.clock.sleep(backoff)
-            backoff = min(backoff * 2, 300.0)
-
-    async def _deliver_waiting(self, platform: str) -> None:
-        for job in await self.store.jobs_in([JobState.SUCCEEDED, JobState.DELIVERING]):
-            if job.platform == platform and job.video_path:
-                self._spawn(self._redeliver(job))
-
-    async def _redeliver(self, job: Job) -> None:
-        if job.state is JobState.DELIVERING:
-            await self._post(job, self._deliverers[job.platform], retry=True)
-        else:
-            await self._deliver(job)
-
     # --- recovery --------------------------------------------------------------------------
 
     async def _recover(self) -> None:
@@ -569,10 +401,9 @@ class Engine:
             await self._reconcile(model)
         for job in active:
             if job.state in (JobState.PENDING, JobState.RUNNING):
-                self._due[job.id] = self.clock.now()
-                self._polls[job.id] = 1
+                self.poller.now(job)
             elif job.state is JobState.SUCCEEDED:
-                self._spawn(self._finish(job))
+                self._spawn(self.results.finish(job))
         if active:
             log.info("resumed %d unfinished jobs", len(active))
 
@@ -584,7 +415,7 @@ class Engine:
         except ApiError as exc:
             log.info("job %s: provider would not cancel (%s)", job.id, exc.code)
             return False
-        self._due.pop(job.id, None)
+        self.poller.forget(job.id)
         await self._mark_canceled(job)
         self._slot_freed(job.model)
         return True
@@ -638,10 +469,6 @@ class Engine:
         task = asyncio.create_task(coro)
         self._work.add(task)
         task.add_done_callback(self._work.discard)
-
-
-def _dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _created(task: Any) -> float | None:

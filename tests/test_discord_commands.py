@@ -120,6 +120,8 @@ async def test_reference_takes_three_images_with_roles(wan: Stack) -> None:
 Case = Callable[[Stack], tuple[str, dict[str, Any], dict[str, FakeUpload]]]
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 
+# Case name -> (the command, the answer). Cases in FETCHING get that far only after other inputs
+# started downloading; all others are refused before the bot fetches anything.
 VALIDATION: dict[str, tuple[Case, str]] = {
     "both a file and a link": (
         lambda s: ("kf2v", {"first_frame_url": s.media.add("x.png", png())}, FRAMES),
@@ -185,6 +187,9 @@ VALIDATION: dict[str, tuple[Case, str]] = {
 }
 
 
+FETCHING = {"too large by declared size", "bad pixel size", "link to a private address"}
+
+
 @pytest.mark.parametrize("case", list(VALIDATION), ids=list(VALIDATION))
 async def test_validation_message_and_nothing_submitted(wan: Stack, case: str) -> None:
     """A short ephemeral answer names the option and the rule; the provider hears nothing."""
@@ -194,7 +199,10 @@ async def test_validation_message_and_nothing_submitted(wan: Stack, case: str) -
     answer = await reply(record)
     assert answer.ephemeral
     assert answer.content == f"{expected}\nNothing was submitted."
-    assert list(wan.sim.requests) == []
+    assert wan.creates() == []
+    if case not in FETCHING:
+        assert list(wan.sim.requests) == []
+        assert wan.fake.requests_to("GET", r"^/attachments/") == [] and wan.media.served == []
     assert await wan.running.store.jobs() == []
     assert wan.fake.messages[wan.channel_id] == []
 

@@ -317,6 +317,6 @@ async def test_history_makes_an_eta(rig, tmp_path):
 
 
 def test_time_helpers_are_utc():
-    from bot.engine import _dt
+    from bot.poller import as_datetime
 
-    assert _dt(0) == datetime(1970, 1, 1, tzinfo=UTC)
+    assert as_datetime(0) == datetime(1970, 1, 1, tzinfo=UTC)
