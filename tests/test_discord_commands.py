@@ -192,7 +192,8 @@ FETCHING = {"too large by declared size", "bad pixel size", "link to a private a
 
 @pytest.mark.parametrize("case", list(VALIDATION), ids=list(VALIDATION))
 async def test_validation_message_and_nothing_submitted(wan: Stack, case: str) -> None:
-    """A short ephemeral answer names the option and the rule; the provider hears nothing."""
+    """A short ephemeral answer names the option and the rule; no task is created, and
+    checks that need no download run before any."""
     make, expected = VALIDATION[case]
     name, values, files = make(wan)
     record = await wan.fake.slash(name, values, attachments=files)

@@ -24,17 +24,14 @@ from bot.errors import InputError
 from bot.fetch import PRIVATE_MESSAGE, guarded_session
 from bot.media import (
     Attachment,
-    AudioInfo,
-    ImageInfo,
     Link,
     LocalFile,
     MediaContext,
     MediaSource,
     Prepared,
-    VideoInfo,
-    check,
     prepare,
 )
+from bot.probe import AudioInfo, ImageInfo, VideoInfo, check
 
 MiB = 1024 * 1024
 KF2V = get_model("wan2.2-kf2v-flash").field("first_frame_url")  # 360-2000 px, no alpha, data: ok
