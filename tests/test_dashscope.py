@@ -24,8 +24,9 @@ from bot.dashscope import (
     parse_time,
 )
 from bot.errors import ApiError
-from bot.sim import ManualClock, SimConfig, Simulator
+from bot.sim import SimConfig, Simulator
 from bot.sim_media import make_mp4
+from bot.sim_state import ManualClock
 from tests.conftest import data_url, make_image
 
 KF2V = catalog.get_model("wan2.2-kf2v-flash")

@@ -11,8 +11,9 @@ import av
 import pytest
 
 from bot import catalog
-from bot.sim import DEFAULT_KEY, ManualClock, SimConfig, Simulator, banner, run_simulator
+from bot.sim import DEFAULT_KEY, SimConfig, Simulator, banner, run_simulator
 from bot.sim_media import make_mp4, make_wav
+from bot.sim_state import ManualClock
 from tests.conftest import data_url, make_image
 
 KF2V_PATH = "/services/aigc/image2video/video-synthesis"
