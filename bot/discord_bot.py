@@ -28,8 +28,11 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.generate",)
-DRAIN_S = 30.0  # how long a shutdown waits for commands that are checking or queueing a job
-SETTLE_S = 5.0  # and then, beyond one edit interval, for the last progress edits
+# A shutdown fits Docker's 10 s between SIGTERM and SIGKILL: it waits this long for commands
+# that are checking or queueing a job, then this long for due progress edits (an edit it
+# misses is made by the next start).
+DRAIN_S = 5.0
+SETTLE_S = 3.0
 
 
 class WanBot(commands.Bot):
@@ -99,9 +102,11 @@ class WanBot(commands.Bot):
         if not self.closing:
             self.closing = True
             if self._commands:
-                await asyncio.wait(set(self._commands), timeout=DRAIN_S)
+                _, late = await asyncio.wait(set(self._commands), timeout=DRAIN_S)
+                for task in late:
+                    task.cancel()  # stuck (a slow download, most likely): asked again later
             await self.engine.stop()
-            await self.progress.close(settle_s=self.settings.progress_interval_s + SETTLE_S)
+            await self.progress.close(settle_s=SETTLE_S)
             if self.media_session is not None:
                 await self.media_session.close()
         await super().close()

@@ -17,6 +17,7 @@ from typing import Any
 import discord
 
 from bot.discord_render import allowed_mentions, delivery_text
+from bot.results import Undeliverable
 from bot.store import Job
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,13 @@ class DiscordDeliverer:
         self.client = client
 
     async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
+        try:
+            return await self._deliver(job, video)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            # The channel is gone or closed to the bot: retrying cannot help.
+            raise Undeliverable(f"Discord answered {exc.status}: {exc.text}") from exc
+
+    async def _deliver(self, job: Job, video: Path) -> dict[str, Any]:
         channel = await self.destination(job)
         size = await asyncio.to_thread(_size, video)
         if size is not None and size <= self.upload_limit(job):

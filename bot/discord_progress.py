@@ -18,11 +18,12 @@ import discord
 from bot.clock import Clock
 from bot.discord_render import progress_embed
 from bot.engine import Engine, JobUpdate
-from bot.store import JobState
+from bot.store import Job, JobState
 
 log = logging.getLogger(__name__)
 
 REFRESH_S = 15.0  # running jobs are re-rendered this often: their bar and ETA move by themselves
+RECENT_S = 3600.0  # at start, jobs changed this recently are re-rendered too
 ACTIVE = (JobState.QUEUED, JobState.PENDING, JobState.RUNNING)
 
 
@@ -59,9 +60,6 @@ class ProgressBoard:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def shown(self, job_id: str) -> dict[str, Any] | None:
-        return self._shown.get(job_id)
-
     async def track(self, update: JobUpdate, posted: discord.Embed) -> None:
         """Start following a job whose message was just posted showing `posted`."""
         self._shown[update.job.id] = posted.to_dict()
@@ -82,7 +80,12 @@ class ProgressBoard:
                 wait = self._last_edit.get(job_id, -1e18) + self.interval_s - self.clock.now()
                 if wait > 0:
                     await self.clock.sleep(wait)
-                await self._show(self._latest.pop(job_id))
+                update = self._latest.pop(job_id)
+                try:
+                    await self._show(update)
+                except asyncio.CancelledError:
+                    self._latest.setdefault(job_id, update)  # not shown: still pending
+                    raise
         finally:
             self._flushing.pop(job_id, None)
 
@@ -119,12 +122,23 @@ class ProgressBoard:
         self._shown.pop(job_id, None)
 
     async def _tick(self) -> None:
-        """Refresh running jobs now and then: their bar and ETA move without a state change."""
+        """Re-render now and then: at start every job whose message may be stale (the last
+        process may have stopped before its final edit), then the running ones, whose bar and
+        ETA move without a state change."""
+        since_s = RECENT_S
         while True:
-            await self.clock.sleep(max(self.interval_s, REFRESH_S))
             try:
-                for job in await self.engine.store.jobs_in(ACTIVE):
-                    if job.progress_ref:
-                        await self.on_update(await self.engine.update_for(job))
+                for job in await self._to_refresh(since_s):
+                    await self.on_update(await self.engine.update_for(job))
             except Exception:
                 log.exception("progress refresh failed")
+            since_s = 0.0
+            await self.clock.sleep(max(self.interval_s, REFRESH_S))
+
+    async def _to_refresh(self, since_s: float) -> list[Job]:
+        jobs = await self.engine.store.jobs_in(ACTIVE)
+        if since_s > 0:
+            cutoff = self.engine.clock.now() - since_s
+            jobs += await self.engine.store.jobs("updated_at >= ?", [cutoff])
+        unique = {job.id: job for job in jobs if job.progress_ref}
+        return list(unique.values())

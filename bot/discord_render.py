@@ -6,8 +6,6 @@ Discord's own relative timestamps (`<t:…:R>`), which every client keeps tickin
 
 from __future__ import annotations
 
-from typing import Any
-
 import discord
 
 from bot.engine import JobUpdate
@@ -171,10 +169,5 @@ def apology(reference: str, *, job: bool) -> str:
         return (f"Sorry, something went wrong on our side, so job `{reference}` was stopped. "
                 "Please try again; if it keeps happening, give an admin the job id.")
     return ("Sorry, something went wrong on our side and nothing was submitted. "
-            f"Please try again; if it keeps happening, give an admin this reference: "
+            "Please try again; if it keeps happening, give an admin this reference: "
             f"`{reference}`.")
-
-
-def as_kwargs(update: JobUpdate) -> dict[str, Any]:
-    """What an edit of the progress message sends."""
-    return {"embed": progress_embed(update)}

@@ -30,6 +30,7 @@ from bot.store import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, Store, 
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW_S = 5.0  # how far the provider's clock may be from ours
+MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,13 @@ class Engine:
             await self._fail(job, "InvalidParameter", str(exc))
         except ApiError as exc:
             await self._submit_failed(job, exc)
+        except Exception as exc:  # a bug: the request may or may not have gone out
+            log.exception("job %s: submitting failed unexpectedly", job.id)
+            if job.attempts >= MAX_UNEXPECTED:
+                await self._fail(job, "InternalError", str(exc)[:200])
+                return
+            await self._submit_failed(job, ApiError("InternalError", str(exc),
+                                                    retryable=True, maybe_created=True))
         else:
             await self._record_task(job, task)
 

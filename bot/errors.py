@@ -43,6 +43,7 @@ USER_MESSAGES: dict[str, str] = {
     "UNKNOWN": "The provider no longer knows this task (its results are kept for 24 hours).",
     "Expired": "The result expired before it could be fetched (results are kept for 24 hours).",
     "Canceled": "The job was canceled.",
+    "Undeliverable": "The video was made but the bot may not post it where it was asked for.",
     "UnsupportedOperation": "The task has started and can no longer be canceled.",
     "TooLarge": "The video is larger than the bot may keep.",
     "InvalidResponse": "The provider sent an answer the bot could not read.",

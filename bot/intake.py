@@ -59,7 +59,8 @@ def pick(option: str, attachment: MediaSource | None, link: MediaSource | None, 
 
 async def build_request(ask: Ask, owner: Owner, ctx: MediaContext, region: str) -> JobRequest:
     model = catalog.get_model(ask.model or catalog.default_model(ask.command).name, ask.command)
-    placeholders = {f: ["-"] * len(items) if model.field(f).many > 1 else "-"
+    many = {f.name: f.many for f in model.inputs}
+    placeholders = {f: ["-"] * len(items) if many.get(f, 1) > 1 else "-"
                     for f, items in ask.inputs.items() if items}
     _with_names(ask, lambda: catalog.check_request(
         model, placeholders, ask.prompt, ask.negative_prompt, ask.options))
@@ -90,7 +91,14 @@ async def _prepare_all(ask: Ask, model: Model, ctx: MediaContext,
             label = f"{option}{i + 1}" if spec.many > 1 and len(items) > 1 else option
             jobs.append((name, prepare(item, spec, option=label,
                                        model_api_name=model.api_name(region), ctx=ctx)))
-    results = await asyncio.gather(*(coro for _, coro in jobs))
+    tasks = [asyncio.ensure_future(coro) for _, coro in jobs]
+    try:
+        results = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:  # one input failed: stop the others before they upload
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     prepared: dict[str, list[Prepared]] = {}
     for (name, _), result in zip(jobs, results, strict=True):
         prepared.setdefault(name, []).append(result)

@@ -29,6 +29,11 @@ FIRST_RETRY_S, LAST_RETRY_S = 5.0, 300.0
 Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + notify
 
 
+class Undeliverable(Exception):
+    """A deliverer's word that posting can never succeed (the channel is gone, or the bot may
+    not post there): the job ends as failed instead of being retried for ever."""
+
+
 class Deliverer(Protocol):
     async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
         """Post the video; return where it went (kept in the job's `delivery`)."""
@@ -95,6 +100,11 @@ class Results:
             try:
                 where = await deliverer.find_delivery(job) if check_first else None
                 where = where or await deliverer.deliver(job, Path(job.video_path or ""))
+            except Undeliverable as exc:
+                log.warning("job %s: cannot be delivered: %s", job.id, exc)
+                await self.transition(job, JobState.FAILED, expect=[JobState.DELIVERING],
+                                      error_code="Undeliverable", error_message=str(exc))
+                return
             except Exception:
                 log.exception("job %s: delivery failed", job.id)
                 check_first = True

@@ -86,7 +86,7 @@ class Generate(commands.Cog):
     @app_commands.describe(
         image=accepts(Command.I2V, "img_url", "The first frame"), image_url="Or a link to it",
         prompt="What happens (up to 800 characters; 2000 on wan2.5)",
-        audio=accepts(Command.I2V, "audio_url", "3-30 s to sync to (wan2.5)"),
+        audio=accepts(Command.I2V, "audio_url", "Audio to sync to, 3-30 s (wan2.5 only)"),
         audio_url="Or a link to it", model="Which Wan model",
         resolution="Output resolution (affects cost)", duration="Seconds of video (affects cost)",
         **COMMON,

@@ -166,7 +166,7 @@ class Stack:
 
     async def _record(self, update: JobUpdate) -> None:
         self.updates.append(update)
-        self.fake._waiters.poke()  # wake tests waiting on job states through the fake
+        self.fake.notify()  # tests wait for job states through the fake's waiters
 
     async def wait_job(self, predicate: Callable[[Job], bool], *, what: str = "a job",
                        timeout_s: float = 10.0) -> Job:

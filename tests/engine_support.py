@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.dashscope import DashScope
 from bot.engine import Engine, JobRequest, JobUpdate
 from bot.polling import PollPolicy
+from bot.results import Undeliverable
 from bot.sim import Simulator
 from bot.store import Job, JobState, Store
 
@@ -30,8 +31,11 @@ class Recorder:
         self.posts: list[tuple[str, bytes]] = []
         self.hang_after_post = False
         self.hang_before_post = False
+        self.refuse = False
 
     async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
+        if self.refuse:
+            raise Undeliverable("the channel is gone")
         if self.hang_before_post:
             await asyncio.Event().wait()
         self.posts.append((job.id, await asyncio.to_thread(video.read_bytes)))

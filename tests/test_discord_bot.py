@@ -4,6 +4,7 @@ middle of a job, twenty commands at once, and `python -m bot` without settings."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import discord
+import pytest
 
 from bot.catalog import Command, option_values
 from bot.discord_bot import run
@@ -105,7 +107,7 @@ async def test_shutdown_lets_a_running_command_finish(wan: Stack) -> None:
     await asyncio.wait_for(closing, 10)
     assert (await reply(first)).content.startswith("Queued as job")
     [job] = await bot.store.jobs()
-    assert job.progress_ref is not None and not bot.engine._loops
+    assert job.progress_ref is not None and bot.is_closed()
 
 
 async def test_sigterm_stops_the_bot_cleanly(stack: Stack) -> None:
@@ -120,18 +122,27 @@ async def test_sigterm_stops_the_bot_cleanly(stack: Stack) -> None:
     assert len(stack.fake.command_syncs) == 1
 
 
+async def test_a_refused_token_stops_before_connecting(stack: Stack) -> None:
+    """Discord answering 401 to the token ends `run()` with LoginFailure (`main` exits 2)."""
+    settings = dataclasses.replace(stack.settings, discord_token="not-the-token")
+    with discord_pointed_at(stack.fake), pytest.raises(discord.LoginFailure):
+        await run(settings)
+    assert stack.fake.gateways == [] and stack.fake.command_syncs == []
+
+
 # --------------------------------------------------------------------------- restarts
 
 
 async def test_restart_in_the_middle_of_a_job(stack: Stack) -> None:
     """Killed while the provider runs the task: the next bot polls it, delivers it once."""
-    stack.sim.config.running_s = 400.0
+    stack.sim.config.running_s = 3600.0  # runs until the clock is moved on
     async with stack.start():
         await reply(await stack.fake.slash("kf2v", {"prompt": "p"}, attachments=FRAMES))
         running = await stack.wait_state(JobState.RUNNING)
         await stack.crash()
     stack.updates.clear()
     async with stack.start() as bot:
+        stack.clock.advance(3600.0)
         done = await stack.wait_state(JobState.DELIVERED)
         await stack.fake.wait_for_edit(stack.channel_id, lambda m: "Done" in str(m.embeds))
         [job] = await bot.store.jobs()
@@ -160,6 +171,20 @@ async def test_restart_after_posting_but_before_recording(stack: Stack) -> None:
         job = await stack.wait_state(JobState.DELIVERED)
     assert job.delivery is not None and job.delivery["message_id"] == str(message.id)
     assert len(stack.deliveries()) == 1 and len(stack.creates()) == 1
+
+
+async def test_a_final_edit_lost_in_a_crash_is_made_after_restart(stack: Stack) -> None:
+    """Killed while the summary edit waited for its turn: the next bot shows it."""
+    async with stack.start(progress_interval_s=60.0):  # every edit after the post waits
+        await reply(await stack.fake.slash("kf2v", {}, attachments=FRAMES))
+        job = await stack.wait_state(JobState.DELIVERED)
+        await stack.crash()
+    [progress] = [m for m in stack.fake.messages[stack.channel_id] if m.embeds]
+    assert progress.edits == 0
+    async with stack.start():
+        await stack.fake.wait_for_edit(stack.channel_id, lambda m: "Done" in str(m.embeds),
+                                       message_id=progress.id)
+    assert f"Job {job.id}" in str(progress.embeds) and len(stack.deliveries()) == 1
 
 
 # --------------------------------------------------------------------------- load

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -27,17 +26,24 @@ pytest_plugins = ("tests.discord_support",)
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 
 
+LONG_S = 3600.0  # a provider run that lasts until the test moves the clock on
+
+
 def fields(message: FakeMessage) -> dict[str, str]:
-    return {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
+    embeds = message.embeds
+    return {f["name"]: f["value"] for f in embeds[0]["fields"]} if embeds else {}
 
 
-async def kf2v(stack: Stack, options: dict[str, Any] | None = None, *,
-               size_limit: int | None = None, id_time: datetime | None = None,
-               ) -> InteractionRecord:
+async def generating(stack: Stack) -> FakeMessage:
+    """The progress message once an edit shows the provider at work."""
+    return await stack.fake.wait_for_edit(
+        stack.channel_id, lambda m: fields(m).get("Status") == "Generating")
+
+
+async def kf2v(stack: Stack, options: dict[str, Any] | None = None) -> InteractionRecord:
     """/kf2v with two good frames, answered."""
     record = await stack.fake.slash("kf2v", {"prompt": "a cat turns", **(options or {})},
-                                    attachments=FRAMES, attachment_size_limit=size_limit,
-                                    id_time=id_time)
+                                    attachments=FRAMES)
     await reply(record)
     return record
 
@@ -91,8 +97,10 @@ async def test_progress_message_becomes_the_summary(wan: Stack) -> None:
 
 
 async def test_small_channel_limit_posts_the_link(wan: Stack) -> None:
-    """A video over the interaction's attachment_size_limit goes out as its 24-hour link."""
-    await kf2v(wan, size_limit=1000)
+    """A video over the channel's limit (the interaction's attachment_size_limit) goes out as
+    its 24-hour link, without trying the upload."""
+    wan.fake.channel("general").upload_limit = 1000
+    await kf2v(wan)
     job, message = await delivered(wan)
     assert message.files == [] and job.result_url and job.result_url in message.content
     assert "expires 24 hours" in message.content
@@ -126,9 +134,11 @@ async def test_guild_limit_applies_without_one_from_the_interaction(wan: Stack) 
 
 async def test_edits_use_the_bot_token_after_the_interaction_token_died(wan: Stack) -> None:
     """With a 16-minute-old interaction, every progress edit is a channel PATCH that works."""
-    wan.sim.config.running_s = 300.0  # long enough for an edit while it runs
+    wan.sim.config.running_s = LONG_S
     record = await wan.fake.slash("kf2v", {"prompt": "late"}, attachments=FRAMES,
                                   id_time=expired_id_time())
+    await generating(wan)
+    wan.clock.advance(LONG_S)
     job, _ = await delivered(wan)
     await summary(wan, job)
     assert record.token_expired()
@@ -141,8 +151,10 @@ async def test_edits_use_the_bot_token_after_the_interaction_token_died(wan: Sta
 
 async def test_edits_are_throttled_and_coalesced(wan: Stack) -> None:
     """Edits of one message are at least the interval apart; quick changes merge into one."""
-    wan.sim.config.running_s = 300.0
+    wan.sim.config.running_s = LONG_S
     await kf2v(wan)
+    await generating(wan)
+    wan.clock.advance(LONG_S)
     job, _ = await delivered(wan)
     await summary(wan, job)
     post = wan.fake.requests_to("POST", MESSAGES)[0]
@@ -156,10 +168,10 @@ async def test_edits_are_throttled_and_coalesced(wan: Stack) -> None:
 
 async def test_an_unchanged_update_is_not_sent(wan: Stack) -> None:
     """Showing the same thing again costs no request."""
-    wan.sim.config.running_s = 10_000  # stays RUNNING for the test
+    wan.sim.config.running_s = LONG_S
     await kf2v(wan)
     job = await wan.wait_state(JobState.RUNNING)
-    await wan.fake.wait_for_edit(wan.channel_id, lambda m: "Generating" in str(m.embeds))
+    await generating(wan)
     board, engine = wan.running.progress, wan.running.engine
     await board.settle()
     before = len(wan.fake.requests_to("PATCH", EDITS))
@@ -181,17 +193,19 @@ async def test_a_429_on_an_edit_is_waited_out(wan: Stack) -> None:
 
 async def test_queue_position_is_shown_and_kept_current(stack: Stack) -> None:
     """With one slot, the third job shows its place in line and moves up."""
-    stack.sim.config.running_s = 200.0  # each stage outlasts an edit interval
+    stack.sim.config.running_s = LONG_S
     async with stack.start(concurrency={"wan2.2-kf2v-flash": 1}):
-        for user in ("alice", "bob", "carol"):
+        await kf2v(stack)
+        await stack.wait_state(JobState.RUNNING)
+        for user in ("bob", "carol"):
             await reply(await stack.fake.slash("kf2v", {"prompt": user}, attachments=FRAMES,
                                                user=user))
         third = stack.fake.messages[stack.channel_id][2]
         assert fields(third)["Status"] == "Queued: 2nd in line"
+        stack.clock.advance(LONG_S)  # the first finishes, the second starts
         await stack.fake.wait_for_edit(
-            stack.channel_id, lambda m: fields(m)["Status"] == "Queued: 1st in line",
+            stack.channel_id, lambda m: fields(m).get("Status") == "Queued: 1st in line",
             message_id=third.id)
-        await stack.wait_delivered(3)
 
 
 async def test_running_job_shows_an_eta_and_a_progress_bar(stack: Stack) -> None:
@@ -201,13 +215,12 @@ async def test_running_job_shows_an_eta_and_a_progress_bar(stack: Stack) -> None
         await store.insert_job(Job(
             id=f"old{n}", platform="discord", team_id="0", channel_id="0", user_id="0",
             command="kf2v", model="wan2.2-kf2v-flash", state=JobState.DELIVERED,
-            created_at=1.0, finished_at=100.0 + n, provider_seconds=240.0 + n))
+            created_at=1.0, finished_at=100.0 + n, provider_seconds=LONG_S + n))
     await store.close()
-    stack.sim.config.running_s = 240.0
+    stack.sim.config.running_s = LONG_S
     async with stack.start():
         await kf2v(stack)
-        message = await stack.fake.wait_for_edit(
-            stack.channel_id, lambda m: "Progress" in fields(m))
+        message = await generating(stack)
     shown = fields(message)
     assert shown["Status"] == "Generating" and shown["Expected"].startswith("<t:")
     assert re.fullmatch(r"`[█░]{12} \d+%`", shown["Progress"])

@@ -186,6 +186,16 @@ async def test_a_passing_download_error_is_retried(rig):
     assert job.state is JobState.DELIVERED
 
 
+async def test_a_result_that_can_never_be_posted_fails_instead_of_retrying(rig):
+    recorder = Recorder()
+    recorder.refuse = True
+    async with rig.engine(recorder) as engine:
+        job = await engine.watcher.state((await engine.submit(kf2v_request(rig.sim))).job.id,
+                                         *DONE)
+    assert (job.state, job.error_code) == (JobState.FAILED, "Undeliverable")
+    assert job.usage is not None  # it was made (and paid for); the usage still counts
+
+
 async def test_query_rate_never_exceeds_the_cap(rig):
     rig.settings = settings_for(rig.sim, rig.db_path.parent, max_qps=3,
                                 concurrency={"wan2.2-kf2v-flash": 4})

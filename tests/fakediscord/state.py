@@ -207,6 +207,10 @@ class FakeState:
 
     # ---- waiting and inspection (public)
 
+    def notify(self) -> None:
+        """Re-check every ``wait_for`` probe now: for probes on state outside the fake."""
+        self._waiters.poke()
+
     async def wait_for(
         self, probe: Callable[[], T | None], *, timeout_s: float = DEFAULT_WAIT_S,
         what: str = "a condition",
