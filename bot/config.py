@@ -40,6 +40,7 @@ class Settings:
     fetch_timeout_s: float = 30.0
     fetch_max_bytes: int = 200 * 1024 * 1024
     progress_interval_s: float = 5.0
+    video_keep_s: float = 48 * 3600  # finished videos are deleted from disk after this long
     log_level: str = "INFO"
 
     def slots(self, model: str) -> int:
@@ -149,6 +150,7 @@ def load_settings(
         http_timeout_s=r.parse("HTTP_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
         fetch_timeout_s=r.parse("FETCH_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
         progress_interval_s=r.parse("PROGRESS_INTERVAL_S", 5.0, _positive, "seconds, > 0"),
+        video_keep_s=3600 * r.parse("VIDEO_KEEP_HOURS", 48.0, _positive, "hours, > 0"),
         log_level=r.parse(
             "LOG_LEVEL", "INFO", lambda s: _choice(LEVELS)(s).upper(), ", ".join(LEVELS)
         ),

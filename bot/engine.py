@@ -30,6 +30,7 @@ from bot.store import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, Store, 
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW_S = 5.0  # how far the provider's clock may be from ours
+SWEEP_EVERY_S = 3600.0
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
 
 
@@ -99,6 +100,7 @@ class Engine:
         self._loops = [
             asyncio.create_task(self._admit_loop(), name="engine-admit"),
             asyncio.create_task(self.poller.run(), name="engine-poll"),
+            asyncio.create_task(self._sweep_loop(), name="engine-sweep"),
         ]
 
     async def stop(self) -> None:
@@ -192,6 +194,16 @@ class Engine:
     def policy_remaining(self, model: str, elapsed_s: float) -> float | None:
         remaining = getattr(self.policy, "remaining", None)
         return remaining(model, elapsed_s) if remaining else None
+
+    async def _sweep_loop(self) -> None:
+        """Now and then, delete videos nobody needs any more (disks are not infinite)."""
+        while True:
+            try:
+                if removed := await self.results.sweep():
+                    log.info("deleted %d old videos", removed)
+            except Exception:
+                log.exception("video clean-up failed")
+            await self.clock.sleep(SWEEP_EVERY_S)
 
     # --- admission -------------------------------------------------------------------------
 

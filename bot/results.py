@@ -122,6 +122,17 @@ class Results:
             else:
                 self.spawn(self._deliver(job))
 
+    async def sweep(self) -> int:
+        """Delete the videos of jobs that ended long enough ago; returns how many."""
+        cutoff = self.clock.now() - self.settings.video_keep_s
+        old = await self.store.jobs(
+            "video_path IS NOT NULL AND state IN ('delivered', 'failed', 'canceled', 'expired')"
+            " AND COALESCE(delivered_at, finished_at, updated_at) < ?", [cutoff])
+        for job in old:
+            await asyncio.to_thread(_unlink, Path(job.video_path or ""))
+            await self.store.update_job(job.id, video_path=None)
+        return len(old)
+
     async def _retries(self, job_id: str, what: str) -> AsyncIterator[None]:
         """Yields once per attempt, waiting with back-off between attempts, for ever: a
         result that exists must not be dropped (the 24 h link ends it, see _link_dead)."""
@@ -131,3 +142,7 @@ class Results:
             log.info("job %s: %s again in %.0f s", job_id, what, wait)
             await self.clock.sleep(wait)
             wait = min(wait * 2, LAST_RETRY_S)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)

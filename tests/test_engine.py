@@ -330,3 +330,16 @@ def test_time_helpers_are_utc():
     from bot.poller import as_datetime
 
     assert as_datetime(0) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def test_old_videos_are_deleted_and_new_ones_kept(rig):
+    rig.settings = settings_for(rig.sim, rig.db_path.parent, video_keep_s=3600)
+    async with rig.engine() as engine:
+        job = await engine.watcher.state((await engine.submit(kf2v_request(rig.sim))).job.id,
+                                         JobState.DELIVERED)
+        assert await engine.results.sweep() == 0
+        rig.clock.advance(3601)
+        assert await engine.results.sweep() == 1
+        gone = await engine.store.get_job(job.id)
+    assert gone.video_path is None
+    assert not (rig.db_path.parent / "videos" / f"{job.id}.mp4").exists()
