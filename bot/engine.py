@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CLOCK_SKEW_S = 5.0  # how far the provider's clock may be from ours
 SWEEP_EVERY_S = 3600.0
+RECONCILE_RETRY_S = 60.0
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
 
 
@@ -312,14 +313,22 @@ class Engine:
     # --- reconciliation after a crash or an ambiguous create ------------------------------
 
     async def _reconcile(self, model_name: str) -> None:
-        """Match jobs stuck in `submitting` to tasks the provider has, before any resubmit."""
+        """Match jobs stuck in `submitting` to tasks the provider has, before any resubmit.
+        If the provider cannot list them now, the jobs wait: resending blindly could pay
+        twice."""
         jobs = await self.store.jobs_in([JobState.SUBMITTING], model_name)
         if not jobs:
             return
         model = catalog.get_model(model_name)
         start = min(j.submitted_at or j.created_at for j in jobs)
-        listed = await self.poller.list_tasks(start, self.clock.now(),
-                                              model.api_name(self.settings.region))
+        try:
+            listed = await self.poller.list_tasks(start, self.clock.now(),
+                                                  model.api_name(self.settings.region))
+        except ApiError as exc:
+            log.warning("cannot list %s tasks (%s); reconciling again in %.0fs",
+                        model_name, exc.code, RECONCILE_RETRY_S)
+            self._spawn(self._reconcile_later(model_name))
+            return
         claimed = await self.store.claimed_task_ids()
         free = [t for t in listed if t.task_id not in claimed]
         for job in sorted(jobs, key=lambda j: j.submitted_at or 0):
@@ -332,6 +341,10 @@ class Engine:
                 log.info("job %s: the provider never got it; queueing again", job.id)
                 await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
         self._admit_wake.set()
+
+    async def _reconcile_later(self, model_name: str) -> None:
+        await self.clock.sleep(RECONCILE_RETRY_S)
+        await self._reconcile(model_name)
 
     async def _match(self, job: Job, candidates: list[Any]) -> Any | None:
         """The listed task created nearest after the job was sent, unless its prompt (known

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 LIST_MARGIN_S = 120  # the listed window reaches this far beyond the tasks it must cover
 RETRY_S = 5.0
+LIST_GIVE_UP = 5
 
 OnTask = Callable[[Job, Task], Awaitable[None]]
 
@@ -43,6 +44,7 @@ class Poller:
         self.queries = 0  # status queries sent (details and lists), for benchmarks
         self._due: dict[str, float] = {}  # job id -> when to ask about its task next
         self._polls: dict[str, int] = {}  # job id -> queries about it so far
+        self._list_failures = 0  # in a row; past LIST_GIVE_UP this process stops listing
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -103,9 +105,15 @@ class Poller:
                     self._due[job_id] = self.clock.now() + RETRY_S
 
     async def _poll(self, due: list[str]) -> None:
-        if self.policy.batch and len(self._due) > 1:
-            await self._poll_by_list()
-            return
+        if self.policy.batch and len(self._due) > 1 and self._list_failures < LIST_GIVE_UP:
+            try:
+                await self._poll_by_list()
+                self._list_failures = 0
+                return
+            except ApiError as exc:
+                # Listing is an optimisation: when it fails, ask about each task instead.
+                self._list_failures += 1
+                log.warning("task list failed (%s); querying tasks one by one", exc.code)
         jobs = [await self.store.get_job(job_id) for job_id in due]
         await asyncio.gather(*(self._ask(job) for job in jobs if job))
 

@@ -343,3 +343,25 @@ async def test_old_videos_are_deleted_and_new_ones_kept(rig):
         gone = await engine.store.get_job(job.id)
     assert gone.video_path is None
     assert not (rig.db_path.parent / "videos" / f"{job.id}.mp4").exists()
+
+
+async def test_polling_survives_a_broken_task_list(rig):
+    """Listing is an optimisation: when it fails, tasks are asked about one by one."""
+    rig.sim.config.fail("list", times=1000, status=500)
+    async with rig.engine() as engine:
+        ids = [(await engine.submit(kf2v_request(rig.sim, u))).job.id for u in ("a", "b")]
+        jobs = [await engine.watcher.state(i, *DONE, timeout_s=20) for i in ids]
+    assert [j.state for j in jobs] == [JobState.DELIVERED] * 2
+
+
+async def test_reconcile_waits_when_the_provider_cannot_list(rig):
+    """A job stuck in submitting is never resent blind: it waits for a list that works."""
+    recorder = Recorder()
+    async with rig.engine(recorder, start=False) as engine:
+        job_id = await submitting_row(rig, engine, sent=True)
+    fault = rig.sim.config.fail("list", times=1000, status=503)
+    async with rig.engine(recorder) as engine:
+        assert (await engine.store.get_job(job_id)).state is JobState.SUBMITTING
+        rig.sim.config.faults.remove(fault)  # the retry, RECONCILE_RETRY_S later, succeeds
+        await engine.watcher.state(job_id, JobState.DELIVERED)
+    assert creates(rig.sim) == 1 and len(recorder.posts) == 1
