@@ -17,8 +17,10 @@ from discord.ext import commands
 
 from bot.config import Settings, settings_or_exit
 from bot.dashscope import DashScope
+from bot.discord_actions import JobActions
 from bot.discord_delivery import DiscordDeliverer
 from bot.discord_progress import ProgressBoard
+from bot.discord_submit import Submitter
 from bot.engine import Engine
 from bot.fetch import guarded_session
 from bot.logs import setup_logging
@@ -27,7 +29,7 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate",)
+EXTENSIONS = ("cogs.generate", "cogs.controls", "cogs.jobs", "cogs.admin")
 # A shutdown fits Docker's 10 s between SIGTERM and SIGKILL: it waits this long for commands
 # that are checking or queueing a job, then this long for due progress edits (an edit it
 # misses is made by the next start).
@@ -50,7 +52,9 @@ class WanBot(commands.Bot):
         self.session = session  # the provider's; user media go through `media_session`
         self.media_session: aiohttp.ClientSession | None = None
         self.progress = ProgressBoard(self, engine, interval_s=settings.progress_interval_s)
-        self.deliverer = DiscordDeliverer(self)
+        self.deliverer = DiscordDeliverer(self, store, engine.clock)
+        self.submitter = Submitter(self)  # queues and shows jobs: commands and reruns
+        self.actions = JobActions(self)  # what the job buttons do
         self.closing = False
         self._commands: set[asyncio.Task[object]] = set()
 

@@ -8,6 +8,7 @@ downloaded. Images of other types pass: `bot.media` converts them; the bytes dec
 
 from __future__ import annotations
 
+import dataclasses
 import mimetypes
 from pathlib import PurePath
 from typing import Any
@@ -20,6 +21,7 @@ from bot.catalog import Command, MediaKind, MediaLimits, Model
 from bot.errors import InputError
 from bot.intake import Ask
 from bot.media import MIME, Attachment, MediaSource
+from bot.teams import TeamSettings
 
 # Content types Discord (or a browser) may declare, beyond the standard ones in MIME.
 ALIASES = {"image/jpg": "jpeg", "audio/x-wav": "wav", "audio/wave": "wav",
@@ -106,3 +108,33 @@ def check_inputs(ask: Ask) -> None:
             label = f"{option}{number}" if len(items) > 1 else option  # as bot.intake names them
             if isinstance(item, Attachment):
                 check_declared(item, field.limits, label)
+
+
+def with_defaults(ask: Ask, team: TeamSettings) -> Ask:
+    """The team's default model and options where the person gave none, each only if the
+    chosen model takes it (a default that does not fit is left out, not an error)."""
+    defaults = team.defaults.get(str(ask.command), {})
+    names = {m.name for m in catalog.models_for(ask.command)}
+    wanted = defaults.get("model")
+    model_name = ask.model or (wanted if wanted in names else None)
+    model = catalog.get_model(model_name or catalog.default_model(ask.command).name,
+                              ask.command)
+    options = dict(ask.options)
+    for name, value in defaults.items():
+        if name != "model" and options.get(name) is None:
+            fitted = _fit(model, name, value)
+            if fitted is not None:
+                options[name] = fitted
+    return dataclasses.replace(ask, model=model_name, options=options)
+
+
+def _fit(model: Model, name: str, value: Any) -> Any:
+    """A stored default as the model's option takes it; None if it does not take it."""
+    option = model.options.get(name)
+    if option is None or option.kind not in (str, int):
+        return None
+    try:
+        converted = option.kind(value)
+    except ValueError:
+        return None
+    return None if option.choices and converted not in option.choices else converted

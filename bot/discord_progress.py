@@ -1,8 +1,10 @@
 """Keeps each job's progress message in step with the job, without hammering Discord.
 
-Edits go through the bot's own token on the channel message (never the interaction token,
-which dies after 15 minutes), at most once per interval per message, and only when what the
-message shows has changed. Discord's 429s are waited out by discord.py itself; an edit that
+A public job's message is edited with the bot's own token (never the interaction token, which
+dies after 15 minutes). A private job's progress is its command's ephemeral answer, which only
+the interaction token reaches: it is edited while the token lives, then left as it is. Edits
+come at most once per interval per message, and only when what the message shows (its embed
+and buttons) has changed. Discord's 429s are waited out by discord.py itself; an edit that
 still fails is tried again an interval later, with whatever is newest by then.
 """
 
@@ -11,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import discord
 
 from bot.clock import Clock
+from bot.discord_controls import progress_view
+from bot.discord_posting import interaction_webhook, token_alive
 from bot.discord_render import progress_embed
 from bot.engine import Engine, JobUpdate
 from bot.store import Job, JobState
@@ -25,6 +30,32 @@ log = logging.getLogger(__name__)
 REFRESH_S = 15.0  # running jobs are re-rendered this often: their bar and ETA move by themselves
 RECENT_S = 3600.0  # at start, jobs changed this recently are re-rendered too
 ACTIVE = (JobState.QUEUED, JobState.PENDING, JobState.RUNNING)
+TOKEN_DEAD = 401  # an interaction's token past its 15 minutes (code 50027)
+
+
+@dataclass(frozen=True)
+class Face:
+    """What a progress message shows: the embed and the buttons."""
+
+    embed: discord.Embed
+    view: discord.ui.View | None
+
+    @classmethod
+    def of(cls, update: JobUpdate) -> Face:
+        return cls(progress_embed(update), progress_view(update.job))
+
+    def key(self) -> dict[str, Any]:
+        """Equal keys look the same: no edit needed."""
+        return {"embed": self.embed.to_dict(),
+                "components": self.view.to_components() if self.view else []}
+
+    def send_kwargs(self) -> dict[str, Any]:
+        """For a new message (no view: no buttons)."""
+        return {"embed": self.embed, **({"view": self.view} if self.view else {})}
+
+
+class Gone(Exception):
+    """The message can no longer be edited: deleted, forbidden, or its token has died."""
 
 
 class ProgressBoard:
@@ -60,9 +91,9 @@ class ProgressBoard:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def track(self, update: JobUpdate, posted: discord.Embed) -> None:
+    async def track(self, update: JobUpdate, posted: Face) -> None:
         """Start following a job whose message was just posted showing `posted`."""
-        self._shown[update.job.id] = posted.to_dict()
+        self._shown[update.job.id] = posted.key()
         self._last_edit[update.job.id] = self.clock.now()
         await self.on_update(update)
 
@@ -90,15 +121,15 @@ class ProgressBoard:
             self._flushing.pop(job_id, None)
 
     async def _show(self, update: JobUpdate) -> None:
-        embed = progress_embed(update)
+        face = Face.of(update)
         job_id = update.job.id
-        if self._shown.get(job_id) == embed.to_dict():
+        if self._shown.get(job_id) == face.key():
             return
         try:
-            await self._edit(update, embed)
-        except (discord.NotFound, discord.Forbidden) as exc:
+            await self._edit(update, face)
+        except Gone as exc:
             log.info("job %s: progress message cannot be edited (%s); no more edits",
-                     job_id, exc.status)
+                     job_id, exc)
             self._gone.add(job_id)
             self._forget(job_id)
             return
@@ -107,15 +138,33 @@ class ProgressBoard:
             self._latest.setdefault(job_id, update)  # unless something newer came meanwhile
             self._last_edit[job_id] = self.clock.now()
             return
-        self._shown[job_id] = embed.to_dict()
+        self._shown[job_id] = face.key()
         self._last_edit[job_id] = self.clock.now()
         if update.job.terminal:
             self._forget(job_id)
 
-    async def _edit(self, update: JobUpdate, embed: discord.Embed) -> None:
+    async def _edit(self, update: JobUpdate, face: Face) -> None:
         ref = update.job.progress_ref or {}
-        channel = self.client.get_partial_messageable(int(ref["channel_id"]))
-        await channel.get_partial_message(int(ref["message_id"])).edit(embed=embed)
+        try:
+            if ref.get("kind") == "interaction":
+                await self._edit_answer(ref, face)
+            else:
+                channel = self.client.get_partial_messageable(int(ref["channel_id"]))
+                message = channel.get_partial_message(int(ref["message_id"]))
+                await message.edit(embed=face.embed, view=face.view)
+        except (discord.NotFound, discord.Forbidden) as exc:
+            raise Gone(str(exc.status)) from exc
+        except discord.HTTPException as exc:
+            if exc.status == TOKEN_DEAD:
+                raise Gone("token expired") from exc
+            raise
+
+    async def _edit_answer(self, ref: dict[str, Any], face: Face) -> None:
+        """A private job's ephemeral answer, while the interaction's token lives."""
+        if not token_alive(ref):
+            raise Gone("token expired")
+        webhook = interaction_webhook(self.client, ref)
+        await webhook.edit_message(int(ref["message_id"]), embed=face.embed, view=face.view)
 
     def _forget(self, job_id: str) -> None:
         self._last_edit.pop(job_id, None)

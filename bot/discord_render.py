@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.engine import JobUpdate
+from bot.engine import CancelOutcome, JobUpdate
 from bot.errors import describe
 from bot.store import Job, JobState
 
@@ -136,12 +136,70 @@ def _quote(text: str, limit: int = 900) -> str:
 
 
 def delivery_text(job: Job, link: str | None = None) -> str:
-    """The reply that carries the video. Names the job id so a restart can find it again."""
-    text = f"<@{job.user_id}> your video is ready. Job `{job.id}`"
-    if link:
-        text += (f"\nIt is too large to attach here: {link}"
-                 "\nThe link expires 24 hours after the video was made.")
-    return text
+    """The reply (or DM) that carries the video. Names the job id so a restart can find it."""
+    ready = f"{READY} {job_marker(job)}"
+    text = f"Y{ready[1:]}" if job.private else f"<@{job.user_id}> {ready}"
+    return text + link_text(link)
+
+
+READY = "your video is ready."
+
+
+def job_marker(job: Job) -> str:
+    return f"Job `{job.id}`"
+
+
+def is_delivery(content: str, job: Job) -> bool:
+    """Whether a message of ours is this job's delivery (not a share or another job's)."""
+    return READY in content.lower() and job_marker(job) in content
+
+
+def link_text(link: str | None) -> str:
+    if not link:
+        return ""
+    return (f"\nIt is too large to attach here: {link}"
+            "\nThe link expires 24 hours after the video was made.")
+
+
+def fallback_text(job: Job, link: str | None = None) -> str:
+    """The video on the private progress message, when a DM could not be sent."""
+    return ("I could not send you a DM (they are closed), so here is your video; only you can "
+            f"see it. {job_marker(job)}") + link_text(link)
+
+
+def share_text(job: Job, link: str | None = None) -> str:
+    return f"<@{job.user_id}> shared this video. {job_marker(job)}" + link_text(link)
+
+
+def is_share(content: str, job: Job) -> bool:
+    return "shared this video." in content and job_marker(job) in content
+
+
+def private_text(job: Job) -> str:
+    """The private progress message: only the requester sees it."""
+    return (f"Job `{job.id}` is private: only you see this, and the video comes to you by "
+            "direct message.")
+
+
+def gallery_embed(job: Job, jump_url: str | None) -> discord.Embed:
+    """A finished video in the gallery channel: prompt, options, who asked, where."""
+    embed = discord.Embed(title=f"/{job.command} · {job.model}",
+                          description=_quote(job.prompt) if job.prompt else None,
+                          colour=COLOURS[JobState.DELIVERED])
+    embed.add_field(name="Options", value=options_text(job), inline=False)
+    embed.add_field(name="By", value=f"<@{job.user_id}>")
+    if jump_url:
+        embed.add_field(name="Job", value=f"[{job.id}]({jump_url})")
+    embed.set_footer(text=gallery_footer(job))
+    return embed
+
+
+def gallery_footer(job: Job) -> str:
+    return f"Gallery · job {job.id}"
+
+
+def no_mentions() -> discord.AllowedMentions:
+    return discord.AllowedMentions.none()
 
 
 def allowed_mentions(job: Job) -> discord.AllowedMentions:
@@ -171,3 +229,56 @@ def apology(reference: str, *, job: bool) -> str:
     return ("Sorry, something went wrong on our side and nothing was submitted. "
             "Please try again; if it keeps happening, give an admin this reference: "
             f"`{reference}`.")
+
+
+# --- answers to buttons, and refusals --------------------------------------------------------
+
+CANCELED = {
+    CancelOutcome.DROPPED: "Canceled job `{id}`: it was still waiting, so nothing was spent.",
+    CancelOutcome.CANCELED: "Canceled job `{id}` at the provider before it started: nothing "
+                            "was spent.",
+    CancelOutcome.WILL_NOT_DELIVER: "Job `{id}` is already being made and cannot be stopped "
+                                    "(it still counts as used), but its result will not be "
+                                    "posted.",
+    CancelOutcome.REQUESTED: "Job `{id}` is being sent to the provider; it will be canceled "
+                             "as soon as it arrives there.",
+    CancelOutcome.TOO_LATE: "Job `{id}` has already finished, so there is nothing to cancel.",
+    CancelOutcome.UNKNOWN: "I cannot find job `{id}` any more.",
+}
+NOT_YOURS = "Only the person who started this job, or a server admin, can do that."
+ONLY_REQUESTER = "Only the person who started this job can do that."
+UNKNOWN_JOB = "I cannot find this job any more."
+RESTARTING = "The bot is restarting; please try again in a minute."
+INPUTS_GONE = ("The provider keeps uploaded files for 48 hours and this job's are gone, so it "
+               "cannot be made again. Please run the command again with the files.")
+VIDEO_GONE = "This video is no longer kept, so it cannot be shared; Rerun makes it again."
+NOTHING_TO_EDIT = "This job has no prompt to edit; use Rerun instead."
+
+
+def cancel_text(job_id: str, outcome: CancelOutcome) -> str:
+    return CANCELED[outcome].format(id=job_id)
+
+
+def limit_text(reason: str, resets_at: float | None) -> str:
+    """A refusal at admission: what is left, and when it resets (a Discord timestamp)."""
+    if resets_at is None:
+        return f"{reason}\nNothing was submitted."
+    when = int(resets_at)
+    return f"{reason} It resets <t:{when}:R> (<t:{when}:t>).\nNothing was submitted."
+
+
+def roles_text(names: list[str]) -> str:
+    """Why someone may not make videos here, naming the roles that may."""
+    if not names:
+        return "Only members with certain roles can make videos here; ask a server admin."
+    listed = ", ".join(f"**{n}**" for n in names)
+    which = "the role" if len(names) == 1 else "one of the roles"
+    return f"Only members with {which} {listed} can make videos here; ask a server admin."
+
+
+def deleted_text(job: Job) -> str:
+    return f"Deleted the video of job `{job.id}`."
+
+
+def shared_text(jump_url: str) -> str:
+    return f"Shared in the job's channel: {jump_url}"

@@ -85,6 +85,8 @@ async def _prepare_all(ask: Ask, model: Model, ctx: MediaContext,
                        region: str) -> dict[str, list[Prepared]]:
     jobs: list[tuple[str, Any]] = []
     for name, items in ask.inputs.items():
+        if not items:
+            continue  # an optional input left out (the model may not even have it)
         spec = model.field(name)
         option = ask.option_names.get(name, name)
         for i, item in enumerate(items):

@@ -55,10 +55,12 @@ async def save(store: Store, team_id: str, settings: TeamSettings) -> None:
 class LimitError(WanbotError):
     """A request over a limit: refused before it is queued, with what is left and when."""
 
-    def __init__(self, message: str, resets_at: float | None = None) -> None:
+    def __init__(self, message: str, resets_at: float | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.resets_at = resets_at
+        self.reason = reason or message  # the message without its reset time, for front ends
 
 
 def day_start(now: float) -> float:
@@ -129,9 +131,9 @@ def _within(whose: str, used: float, wanted: float, limit: float, resets: float)
     if used + wanted <= limit:
         return
     left = max(0.0, limit - used)
-    raise LimitError(
-        f"This job makes {wanted:g} s of video but {whose} daily budget has {left:g} s left "
-        f"of {limit:g} s. It resets at {_clock(resets)}.", resets)
+    reason = (f"This job makes {wanted:g} s of video but {whose} daily budget has {left:g} s "
+              f"left of {limit:g} s.")
+    raise LimitError(f"{reason} It resets at {_clock(resets)}.", resets, reason)
 
 
 def _clock(when: float) -> str:

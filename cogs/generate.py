@@ -11,8 +11,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import catalog
+from bot import catalog, teams
 from bot.catalog import Command
+from bot.discord_access import generate_refusal
 from bot.discord_inputs import (
     accepts,
     attachment,
@@ -21,16 +22,10 @@ from bot.discord_inputs import (
     link,
     model_choices,
     options,
+    with_defaults,
 )
-from bot.discord_render import (
-    allowed_mentions,
-    apology,
-    confirm_text,
-    input_error_text,
-    progress_embed,
-    queued_text,
-)
-from bot.engine import JobRequest, JobUpdate
+from bot.discord_render import apology, input_error_text
+from bot.engine import JobRequest
 from bot.errors import ApiError, InputError
 from bot.intake import Ask, Owner, build_request, pick
 
@@ -46,6 +41,7 @@ COMMON = {
     "prompt_extend": "Let the provider rewrite the prompt (default on)",
     "watermark": "Add the provider's AI-generated mark",
     "seed": "Random seed, for reruns",
+    "private": "Only you see the progress; the video comes to you by direct message",
 }
 
 
@@ -70,9 +66,9 @@ class Generate(commands.Cog):
         last_frame_url: str | None = None, prompt: str | None = None,
         negative_prompt: str | None = None, model: str | None = None,
         resolution: str | None = None, prompt_extend: bool | None = None,
-        watermark: bool | None = None, seed: Seed | None = None,
+        watermark: bool | None = None, seed: Seed | None = None, private: bool | None = None,
     ) -> None:
-        await self.start(interaction, lambda: Ask(
+        await self.start(interaction, private, lambda: Ask(
             Command.KF2V, model, prompt, negative_prompt,
             options(resolution=resolution, prompt_extend=prompt_extend, watermark=watermark,
                     seed=seed),
@@ -100,9 +96,9 @@ class Generate(commands.Cog):
         audio: discord.Attachment | None = None, audio_url: str | None = None,
         model: str | None = None, resolution: str | None = None, duration: str | None = None,
         negative_prompt: str | None = None, prompt_extend: bool | None = None,
-        watermark: bool | None = None, seed: Seed | None = None,
+        watermark: bool | None = None, seed: Seed | None = None, private: bool | None = None,
     ) -> None:
-        await self.start(interaction, lambda: Ask(
+        await self.start(interaction, private, lambda: Ask(
             Command.I2V, model, prompt, negative_prompt,
             options(resolution=resolution, duration=duration, prompt_extend=prompt_extend,
                     watermark=watermark, seed=seed),
@@ -118,7 +114,7 @@ class Generate(commands.Cog):
         video_url="Or a link to it",
         mode="wan-std is faster and cheaper; wan-pro looks better",
         model="mix puts the person into the video; move moves the image",
-        watermark=COMMON["watermark"],
+        watermark=COMMON["watermark"], private=COMMON["private"],
     )
     @app_commands.choices(mode=choices(Command.ANIMATE, "mode"),
                           model=model_choices(Command.ANIMATE))
@@ -126,9 +122,9 @@ class Generate(commands.Cog):
         self, interaction: discord.Interaction, image: discord.Attachment | None = None,
         image_url: str | None = None, video: discord.Attachment | None = None,
         video_url: str | None = None, mode: str | None = None, model: str | None = None,
-        watermark: bool | None = None,
+        watermark: bool | None = None, private: bool | None = None,
     ) -> None:
-        await self.start(interaction, lambda: Ask(
+        await self.start(interaction, private, lambda: Ask(
             Command.ANIMATE, model, None, None, options(mode=mode, watermark=watermark),
             {"image_url": pick("image", attachment(image), link(image_url)),
              "video_url": pick("video", attachment(video), link(video_url))},
@@ -151,7 +147,7 @@ class Generate(commands.Cog):
         image3: discord.Attachment | None = None, image_urls: str | None = None,
         roles: str | None = None, size: str | None = None, negative_prompt: str | None = None,
         prompt_extend: bool | None = None, watermark: bool | None = None,
-        seed: Seed | None = None,
+        seed: Seed | None = None, private: bool | None = None,
     ) -> None:
         def ask() -> Ask:
             files = [attachment(a) for a in (image1, image2, image3) if a is not None]
@@ -166,25 +162,33 @@ class Generate(commands.Cog):
                                watermark=watermark, seed=seed),
                        {"ref_images_url": [*files, *links]},
                        {"ref_images_url": "image", "obj_or_bg": "roles"})
-        await self.start(interaction, ask)
+        await self.start(interaction, private, ask)
 
     # --- the flow every command shares ---------------------------------------------------
 
-    async def start(self, interaction: discord.Interaction, make_ask: MakeAsk) -> None:
-        """Acknowledge at once; then check, queue and post the progress message."""
+    async def start(self, interaction: discord.Interaction, private: bool | None,
+                     make_ask: MakeAsk) -> None:
+        """Acknowledge at once; then check who may, check the inputs, queue, show progress."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.bot.command_running():
-            request = await self.checked_request(interaction, make_ask)
+            team_id = str(interaction.guild_id or 0)
+            refusal = await generate_refusal(self.bot, self.bot.store, interaction, team_id)
+            if refusal is not None:
+                await interaction.followup.send(refusal, ephemeral=True)
+                return
+            request = await self.checked_request(interaction, make_ask, bool(private))
             if request is not None:
-                await self.publish(interaction, await self.bot.engine.submit(request))
+                await self.bot.submitter.submit(interaction, request)
 
-    async def checked_request(self, interaction: discord.Interaction,
-                              make_ask: MakeAsk) -> JobRequest | None:
-        """The checked request; None once the person was told what is wrong with it."""
+    async def checked_request(self, interaction: discord.Interaction, make_ask: MakeAsk,
+                              private: bool) -> JobRequest | None:
+        """The checked request, with the team's defaults where the person gave none; None once
+        the person was told what is wrong with it."""
         owner = Owner("discord", str(interaction.guild_id or 0), str(interaction.channel_id),
                       str(interaction.user.id))
         try:
-            ask = dataclasses.replace(make_ask(),
+            team = await teams.load(self.bot.store, owner.team_id)
+            ask = dataclasses.replace(with_defaults(make_ask(), team), private=private,
                                       display={"upload_limit": interaction.filesize_limit})
             check_inputs(ask)
             return await build_request(ask, owner, self.bot.media_context(),
@@ -196,35 +200,6 @@ class Generate(commands.Cog):
             text = f"{exc.user_message()}\nNothing was submitted."
         await interaction.followup.send(text, ephemeral=True)
         return None
-
-    async def publish(self, interaction: discord.Interaction, update: JobUpdate) -> None:
-        """Post the public progress message; without one the job is stopped, not orphaned."""
-        job = update.job
-        try:
-            message = await self.post_progress(interaction, update)
-        except Exception:
-            log.exception("job %s: could not post its progress message", job.id)
-            log.info("job %s: stopped: %s", job.id, await self.bot.engine.cancel(job.id))
-            await interaction.followup.send(apology(job.id, job=True), ephemeral=True)
-            return
-        try:
-            await interaction.followup.send(confirm_text(job, message.jump_url), ephemeral=True)
-        except discord.HTTPException as exc:  # the job runs on; only the "thinking" stays
-            log.warning("job %s: could not answer the command (%s)", job.id, exc.status)
-
-    async def post_progress(self, interaction: discord.Interaction,
-                            update: JobUpdate) -> discord.Message:
-        job = update.job
-        channel = self.bot.get_partial_messageable(int(job.channel_id),
-                                                   guild_id=interaction.guild_id)
-        embed = progress_embed(update)
-        message = await channel.send(queued_text(job), embed=embed,
-                                     allowed_mentions=allowed_mentions(job))
-        ref = {"channel_id": str(message.channel.id), "message_id": str(message.id)}
-        saved = await self.bot.engine.set_progress_ref(job.id, ref)
-        if saved is not None:
-            await self.bot.progress.track(await self.bot.engine.update_for(saved), embed)
-        return message
 
     async def cog_app_command_error(self, interaction: discord.Interaction,
                                     error: app_commands.AppCommandError) -> None:

@@ -23,6 +23,7 @@ import discord
 from aiohttp import web
 from PIL import Image
 
+from bot import teams
 from bot.clock import ScaledClock
 from bot.config import Settings, load_settings
 from bot.dashscope import DashScope
@@ -30,9 +31,12 @@ from bot.discord_bot import WanBot
 from bot.engine import Engine, JobUpdate
 from bot.sim import SimConfig, SimRequest, Simulator, run_simulator
 from bot.store import Job, JobState, Store
+from bot.teams import TeamSettings
 from tests.fakediscord import (
+    FakeChannel,
     FakeDiscord,
     FakeMessage,
+    FakeRole,
     FakeUpload,
     InteractionRecord,
     connected_bot,
@@ -62,6 +66,12 @@ async def reply(record: InteractionRecord) -> FakeMessage:
     """The command's own (ephemeral) answer: the first followup after its defer."""
     [message] = await record.wait_followups(1)
     return message
+
+
+def labels(message: FakeMessage) -> dict[str, str]:
+    """A message's buttons: label -> custom_id, in order."""
+    return {b["label"]: b["custom_id"] for row in message.components
+            for b in row.get("components", []) if "custom_id" in b}
 
 
 def expired_id_time() -> datetime:
@@ -201,6 +211,52 @@ class Stack:
         found = await self.running.store.get_job(job_id)
         assert found is not None
         return found
+
+    # --- team settings, roles, messages (added for buttons, private jobs and settings) -----
+
+    @property
+    def team_id(self) -> str:
+        return str(self.fake.guild.id)
+
+    async def set_team(self, **values: Any) -> TeamSettings:
+        """Write the guild's settings as /settings does (`bot.teams.save`); no restart."""
+        settings = TeamSettings(**values)
+        await teams.save(self.running.store, self.team_id, settings)
+        return settings
+
+    def add_role(self, name: str, *members: str) -> str:
+        """A new guild role held by `members` (before `start()`: the bot sees it); its id."""
+        role = FakeRole(name)
+        self.fake.guild.roles.append(role)
+        for member in members:
+            user = self.fake.user(member)
+            user.roles = (*user.roles, name)
+        return str(role.id)
+
+    def add_channel(self, name: str) -> str:
+        """A new text channel of the guild (before `start()`: the bot sees it); its id."""
+        guild = self.fake.guild
+        channel = FakeChannel(name, guild_id=guild.id, position=len(guild.channels))
+        guild.channels.append(channel)
+        self.fake.channels[channel.id] = channel
+        return str(channel.id)
+
+    def dms(self, user: str) -> list[FakeMessage]:
+        """What the bot sent `user` by direct message."""
+        return list(self.fake.messages[self.fake.dm_channel(user).id])
+
+    def message(self, ref: dict[str, Any] | None) -> FakeMessage:
+        """The stored message a job's `progress_ref` or `delivery` points at."""
+        assert ref is not None
+        found = self.fake.message_by_id(ref["message_id"])
+        assert found is not None, ref
+        return found
+
+    async def wait_id(self, job_id: str, predicate: Callable[[Job], bool], *,
+                      what: str = "a change", timeout_s: float = 10.0) -> Job:
+        """Job `job_id` once an update of it matches ``predicate``."""
+        return await self.wait_job(lambda j: j.id == job_id and predicate(j),
+                                   what=f"job {job_id}: {what}", timeout_s=timeout_s)
 
 
 def _settings(fake: FakeDiscord, sim: Simulator, tmp_path: Path) -> Settings:

@@ -26,12 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 OPTIONS = {
     "kf2v": ["first_frame", "first_frame_url", "last_frame", "last_frame_url", "prompt",
-             "negative_prompt", "model", "resolution", "prompt_extend", "watermark", "seed"],
+             "negative_prompt", "model", "resolution", "prompt_extend", "watermark", "seed",
+             "private"],
     "i2v": ["image", "image_url", "prompt", "audio", "audio_url", "model", "resolution",
-            "duration", "negative_prompt", "prompt_extend", "watermark", "seed"],
-    "animate": ["image", "image_url", "video", "video_url", "mode", "model", "watermark"],
+            "duration", "negative_prompt", "prompt_extend", "watermark", "seed", "private"],
+    "animate": ["image", "image_url", "video", "video_url", "mode", "model", "watermark",
+                "private"],
     "reference": ["prompt", "image1", "image2", "image3", "image_urls", "roles", "size",
-                  "negative_prompt", "prompt_extend", "watermark", "seed"],
+                  "negative_prompt", "prompt_extend", "watermark", "seed", "private"],
 }
 
 
@@ -77,13 +79,14 @@ async def test_syncs_only_when_the_tree_changed(stack: Stack) -> None:
 
 
 async def test_syncs_globally_without_guild_ids(stack: Stack) -> None:
-    """No DISCORD_GUILD_IDS: one global sync of the four commands, once."""
+    """No DISCORD_GUILD_IDS: one global sync of every command, once."""
     for _ in range(2):
         async with stack.start(guild_ids=()):
             pass
     [sync] = stack.fake.command_syncs
     assert sync.guild_id is None
-    assert sorted(sync.names) == ["animate", "i2v", "kf2v", "reference"]
+    assert sorted(sync.names) == ["animate", "i2v", "job", "jobs", "kf2v", "queue", "reference",
+                                  "settings", "usage"]
 
 
 # --------------------------------------------------------------------------- shutdown

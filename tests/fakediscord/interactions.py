@@ -146,6 +146,11 @@ class InteractionRoutes(GatewayRoutes):
         return await self._inject(5, data, user=who, channel=channel, id_time=id_time,
                                   size_limit=None)
 
+    def opened_modal(self, custom_id: str) -> Json | None:
+        """The modal the bot opened with this custom_id (its ``data``), if it did."""
+        found = self._modals.get(custom_id)
+        return found[0] if found else None
+
     def _pick_channel(self, channel_id: int | None, guild_id: int | None) -> FakeChannel:
         if channel_id is not None:
             return self.channel(channel_id)
@@ -165,14 +170,28 @@ class InteractionRoutes(GatewayRoutes):
         for key, upload in attachments.items():
             stored = self._store_file(upload)
             leaf.append({"name": key, "type": 11, "value": str(stored.id)})
-            resolved[str(stored.id)] = stored.payload()
+            resolved.setdefault("attachments", {})[str(stored.id)] = stored.payload()
+        for option in leaf:
+            self._resolve(option, channel, resolved)
         data: Json = {"id": command["id"] if command else str(new_snowflake()), "name": top,
                       "type": 1, "options": _nest_options(path, leaf)}
         if resolved:
-            data["resolved"] = {"attachments": resolved}
+            data["resolved"] = resolved
         if command is not None and "guild_id" in command:
             data["guild_id"] = command["guild_id"]
         return data
+
+    def _resolve(self, option: Json, channel: FakeChannel, resolved: Json) -> None:
+        """Channel (7) and role (8) options carry their objects in `resolved`, as Discord
+        sends them (discord.py cannot make a channel option from a bare id)."""
+        if option["type"] == 7:
+            target = self.channel(int(option["value"]))
+            entry = {**target.payload(), "permissions": str(EVERYONE_PERMISSIONS)}
+            resolved.setdefault("channels", {})[str(target.id)] = entry
+        elif option["type"] == 8:
+            roles = self.guilds[channel.guild_id or 0].all_roles()
+            place = next(i for i, r in enumerate(roles) if r.id == int(option["value"]))
+            resolved.setdefault("roles", {})[str(roles[place].id)] = roles[place].payload(place)
 
     async def _inject(
         self, kind: int, data: Json, *, user: str | FakeUser, channel: FakeChannel,

@@ -60,13 +60,15 @@ def iso_time(seconds: float | None = None) -> str:
 
 @dataclass(eq=False)
 class FakeUser:
-    """A Discord user; ``roles`` are names of the guild's roles the member holds."""
+    """A Discord user; ``roles`` are names of the guild's roles the member holds;
+    ``dms_open`` False: the bot's direct messages are refused (403, 50007)."""
 
     name: str
     roles: tuple[str, ...] = ()
     bot: bool = False
     locale: str = "en-US"
     id: int = field(default_factory=new_snowflake)
+    dms_open: bool = True
 
     def payload(self) -> Json:
         return {

@@ -137,6 +137,7 @@ class InteractionRecord:
         self.original: FakeMessage | None = None
         self.followups: list[FakeMessage] = []
         self.thinking = False
+        self.expired_early = False
         self._waiters = waiters
 
     @property
@@ -145,7 +146,11 @@ class InteractionRecord:
         return snowflake_time_s(self.id) + TOKEN_TTL_S
 
     def token_expired(self) -> bool:
-        return time.time() >= self.expires_at_s
+        return self.expired_early or time.time() >= self.expires_at_s
+
+    def expire(self) -> None:
+        """Let the token die now, as 15 minutes would (tests: no waiting for it)."""
+        self.expired_early = True
 
     async def responded(self, timeout_s: float = DEFAULT_WAIT_S) -> CallbackRecord:
         """The first callback attempt (check ``.accepted``), once it arrives."""

@@ -162,6 +162,8 @@ class RestRoutes(FakeState):
     async def _post_message(self, request: web.Request) -> web.StreamResponse:
         channel = self._channel_of(request.match_info["channel"])
         body = await read_body(request)
+        if channel.recipient is not None and not channel.recipient.dms_open:
+            raise ApiError(403, 50007, "Cannot send messages to this user")
         check_upload(body, channel.upload_limit)
         check_message(body, creating=True)
         message = self._new_message(channel, body, extra=self._reply_fields(channel, body.json))

@@ -243,6 +243,10 @@ class FakeState:
 
         return await self.wait_for(probe, timeout_s=timeout_s, what=f"an edit in {channel_id}")
 
+    def message_by_id(self, message_id: int | str) -> FakeMessage | None:
+        """Any stored message (ephemeral and deleted ones too) by id."""
+        return self._by_id.get(int(message_id))
+
     def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
         """Recorded requests with this method whose path matches ``path_regex`` (re.search)."""
         pattern = re.compile(path_regex)

@@ -1,0 +1,165 @@
+"""Private jobs through discord.py: progress on the command's ephemeral answer while its token
+lives, the video by direct message with a Share button, closed DMs, and exactly-once delivery
+across a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.store import Job, JobState
+from tests.discord_stack import Stack, image, labels
+from tests.fakediscord import FakeMessage, InteractionRecord
+
+pytest_plugins = ("tests.discord_support",)
+
+FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
+LONG_S = 3600.0
+
+
+async def private_job(stack: Stack, user: str = "alice") -> tuple[InteractionRecord, Job]:
+    """/kf2v private:true, queued; its record and job."""
+    record = await stack.fake.slash("kf2v", {"prompt": "a secret cat", "private": True},
+                                    attachments=FRAMES, user=user)
+    [answer] = await record.wait_followups(1)
+    job = await stack.wait_job(lambda j: j.private and j.progress_ref is not None)
+    assert answer.ephemeral and f"Job `{job.id}` is private" in answer.content
+    return record, job
+
+
+async def dm_of(stack: Stack, user: str = "alice") -> FakeMessage:
+    return await stack.fake.wait_for_message(stack.fake.dm_channel(user).id)
+
+
+async def test_private_progress_is_ephemeral_and_the_video_comes_by_dm(wan: Stack) -> None:
+    """Nothing public in the channel; the answer shows the progress; the DM has the video."""
+    record, job = await private_job(wan)
+    done = await wan.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
+    answer = await wan.fake.wait_for(
+        lambda: record.original if "Done" in str(record.original.embeds) else None,  # type: ignore[union-attr]
+        what="the final edit of the private answer")
+    assert answer.ephemeral and answer.embeds[0]["footer"]["text"] == f"Job {job.id}"
+    assert wan.fake.messages[wan.channel_id] == []
+    dm = await dm_of(wan)
+    assert dm.content == f"Your video is ready. Job `{job.id}`"
+    assert dm.files[0].filename == f"wan-{job.id}.mp4"
+    assert list(labels(dm)) == ["Share", "Rerun", "Edit and rerun", "Delete"]
+    assert done.delivery is not None and done.delivery["place"] == "dm"
+    assert wan.fake.requests_to("PATCH", r"^/channels/") == []  # only the token edited it
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["same bot", "after restart"])
+async def test_share_posts_to_the_channel_once(stack: Stack, restart: bool) -> None:
+    """Only the requester may share; it lands in the job's channel once; the button goes."""
+    async with stack.start():
+        _, job = await private_job(stack)
+        await stack.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
+        dm = await dm_of(stack)
+        if not restart:
+            await check_share(stack, job, dm)
+    if restart:
+        async with stack.start():
+            await check_share(stack, job, dm)
+
+
+async def check_share(stack: Stack, job: Job, dm: FakeMessage) -> None:
+    share = labels(dm)["Share"]
+    refused = await stack.fake.click(share, dm.id, user="bob")
+    assert "Only the person who started this job" in (await refused.responded()).data["content"]
+    assert stack.fake.messages[stack.channel_id] == [] and "Share" in labels(dm)
+    click = await stack.fake.click(share, dm.id, user="alice")
+    assert (await click.responded()).type == 7  # the button goes at once
+    [note] = await click.wait_followups(1)
+    [posted] = stack.fake.messages[stack.channel_id]
+    assert posted.content == f"<@{stack.fake.user('alice').id}> shared this video. Job `{job.id}`"
+    assert posted.files and list(labels(posted)) == ["Rerun", "Edit and rerun", "Delete"]
+    assert note.ephemeral and note.content.startswith("Shared in the job's channel: ")
+    assert str(posted.id) in note.content and "Share" not in labels(dm)
+    shared = (await stack.job(job.id)).delivery
+    assert shared is not None and shared["shared"]["message_id"] == str(posted.id)
+
+
+async def test_closed_dms_put_the_video_on_the_private_answer(wan: Stack) -> None:
+    """DMs closed (403) while the token lives: the ephemeral answer carries the video and a
+    Share button, which works."""
+    wan.fake.user("alice").dms_open = False
+    record, job = await private_job(wan)
+    done = await wan.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
+    answer = record.original
+    assert answer is not None and done.delivery is not None
+    assert done.delivery["place"] == "ephemeral" and answer.ephemeral
+    assert answer.content.startswith("I could not send you a DM") and answer.files
+    assert wan.dms("alice") == []
+    await wan.fake.wait_for(lambda: answer if "Share" in labels(answer) else None,
+                            what="Share on the answer")
+    click = await wan.fake.click(labels(answer)["Share"], answer.id)
+    await click.wait_followups(1)
+    [posted] = wan.fake.messages[wan.channel_id]
+    assert "shared this video" in posted.content and posted.files
+
+
+async def test_closed_dms_after_the_token_died_make_the_job_undeliverable(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No DM and no live token: the job fails as undeliverable; edits stop without errors."""
+    stack.sim.config.running_s = LONG_S
+    stack.fake.user("alice").dms_open = False
+    async with stack.start() as bot:
+        record, job = await private_job(stack)
+        await stack.wait_id(job.id, lambda j: j.state is JobState.RUNNING)
+        await bot.progress.settle()
+        record.expire()  # 15 minutes pass for Discord...
+        ref = {**(job.progress_ref or {}), "expires_at": 0}  # ...and for the bot
+        await bot.store.update_job(job.id, progress_ref=ref)
+        hooks = len([r for r in stack.fake.requests if r.path.startswith("/webhooks/")])
+        stack.clock.advance(LONG_S)
+        failed = await stack.wait_id(job.id, lambda j: j.state is JobState.FAILED)
+        await bot.progress.settle()
+    assert failed.error_code == "Undeliverable"
+    assert len([r for r in stack.fake.requests if r.path.startswith("/webhooks/")]) == hooks
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_a_crash_after_the_dm_does_not_send_it_twice(stack: Stack) -> None:
+    """Killed right after the DM went out: the next bot finds it and sends nothing more."""
+    posted = asyncio.Event()
+    async with stack.start() as bot:
+        post = bot.deliverer.deliver
+
+        async def post_then_die(job: Job, video: Path) -> dict[str, str]:
+            await post(job, video)
+            posted.set()
+            await asyncio.Event().wait()  # the kill comes before the result is written
+            raise AssertionError("unreachable")
+
+        bot.deliverer.deliver = post_then_die  # type: ignore[method-assign]
+        _, job = await private_job(stack)
+        await asyncio.wait_for(posted.wait(), 10)
+        await stack.crash()
+    [dm] = stack.dms("alice")
+    async with stack.start():
+        done = await stack.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
+    assert done.delivery is not None and done.delivery["message_id"] == str(dm.id)
+    assert len(stack.dms("alice")) == 1 and len(stack.creates()) == 1
+
+
+async def test_rerun_from_the_dm_stays_private(stack: Stack) -> None:
+    """Rerun in the DM checks the roles through the server (the click carries no member) and
+    makes a new private job whose progress is the click's own ephemeral answer."""
+    animators = stack.add_role("Animators", "alice")
+    async with stack.start():
+        _, job = await private_job(stack)
+        await stack.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
+        await stack.set_team(generate_role_ids=(animators,))
+        dm = await dm_of(stack)
+        click = await stack.fake.click(labels(dm)["Rerun"], dm.id)
+        [answer] = await click.wait_followups(1)
+        again = await stack.wait_job(lambda j: j.display.get("rerun_of") == job.id)
+        done = await stack.wait_id(again.id, lambda j: j.state is JobState.DELIVERED)
+    assert answer.ephemeral and f"Job `{again.id}` is private" in answer.content
+    assert done.private and done.channel_id == job.channel_id
+    assert done.progress_ref is not None and done.progress_ref["kind"] == "interaction"
+    assert stack.fake.requests_to("GET", r"^/guilds/\d+/members/\d+$")
+    assert len(stack.dms("alice")) == 2 and stack.fake.messages[stack.channel_id] == []
