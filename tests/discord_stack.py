@@ -284,3 +284,19 @@ async def open_stack(tmp_path: Path) -> AsyncIterator[Stack]:
         aiohttp.ClientSession() as session,
     ):
         yield Stack(fake, sim, media, clock, _settings(fake, sim, tmp_path), session)
+
+
+def die_after_posting(bot: WanBot) -> asyncio.Event:
+    """Make the bot's next delivery post for real, then hang as if the process were killed
+    before it could record the post. The event is set once the post went out."""
+    posted = asyncio.Event()
+    post = bot.deliverer.deliver
+
+    async def post_then_die(job: Job, video: Path) -> dict[str, str]:
+        await post(job, video)
+        posted.set()
+        await asyncio.Event().wait()  # the kill comes before the result is written
+        raise AssertionError("unreachable")
+
+    bot.deliverer.deliver = post_then_die  # type: ignore[method-assign]
+    return posted

@@ -16,8 +16,8 @@ import pytest
 
 from bot.catalog import Command, option_values
 from bot.discord_bot import run
-from bot.store import Job, JobState
-from tests.discord_stack import Stack, image, reply
+from bot.store import JobState
+from tests.discord_stack import Stack, die_after_posting, image, reply
 from tests.fakediscord import EPHEMERAL, discord_pointed_at
 
 pytest_plugins = ("tests.discord_support",)
@@ -155,17 +155,8 @@ async def test_restart_in_the_middle_of_a_job(stack: Stack) -> None:
 
 async def test_restart_after_posting_but_before_recording(stack: Stack) -> None:
     """Killed right after the video was posted: the next bot finds the post, posts nothing."""
-    posted = asyncio.Event()
     async with stack.start() as bot:
-        post = bot.deliverer.deliver
-
-        async def post_then_die(job: Job, video: Path) -> dict[str, str]:
-            await post(job, video)
-            posted.set()
-            await asyncio.Event().wait()  # the kill comes before the result is written
-            raise AssertionError("unreachable")
-
-        bot.deliverer.deliver = post_then_die  # type: ignore[method-assign]
+        posted = die_after_posting(bot)
         await reply(await stack.fake.slash("kf2v", {}, attachments=FRAMES))
         await asyncio.wait_for(posted.wait(), 10)
         await stack.crash()

@@ -5,12 +5,11 @@ across a crash."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from bot.store import Job, JobState
-from tests.discord_stack import Stack, image, labels
+from tests.discord_stack import Stack, die_after_posting, image, labels
 from tests.fakediscord import FakeMessage, InteractionRecord
 
 pytest_plugins = ("tests.discord_support",)
@@ -124,17 +123,8 @@ async def test_closed_dms_after_the_token_died_make_the_job_undeliverable(
 
 async def test_a_crash_after_the_dm_does_not_send_it_twice(stack: Stack) -> None:
     """Killed right after the DM went out: the next bot finds it and sends nothing more."""
-    posted = asyncio.Event()
     async with stack.start() as bot:
-        post = bot.deliverer.deliver
-
-        async def post_then_die(job: Job, video: Path) -> dict[str, str]:
-            await post(job, video)
-            posted.set()
-            await asyncio.Event().wait()  # the kill comes before the result is written
-            raise AssertionError("unreachable")
-
-        bot.deliverer.deliver = post_then_die  # type: ignore[method-assign]
+        posted = die_after_posting(bot)
         _, job = await private_job(stack)
         await asyncio.wait_for(posted.wait(), 10)
         await stack.crash()
