@@ -156,4 +156,7 @@ def main(argv: list[str]) -> int:
     except discord.PrivilegedIntentsRequired:
         log.error("Discord asked for privileged intents; wanbot needs none. Check the token.")
         return 2
+    except (aiohttp.ClientError, OSError) as exc:
+        log.error("Could not reach Discord (%s). Check the network and try again.", exc)
+        return 1
     return 0

@@ -221,3 +221,21 @@ def test_python_m_bot_without_settings_exits_2(tmp_path: Path) -> None:
     assert "DASHSCOPE_API_KEY is not set" in done.stderr
     assert "DISCORD_TOKEN is not set" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_an_unreachable_discord_is_a_plain_error(monkeypatch, tmp_path, caplog) -> None:
+    """No network to Discord: one clear line and exit status 1, not a traceback."""
+    import socket
+
+    from bot import discord_bot
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{port}/api/v10")
+    for name, value in {"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEY": "k",
+                        "DATABASE_PATH": str(tmp_path / "db.sqlite3")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(discord_bot, "setup_logging", lambda *a, **k: None)
+    assert discord_bot.main([]) == 1
+    assert "Could not reach Discord" in caplog.text
