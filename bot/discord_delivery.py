@@ -37,7 +37,8 @@ from bot.discord_render import (
     no_mentions,
     share_text,
 )
-from bot.results import RESULT_TTL_S, Undeliverable
+from bot.errors import Undeliverable
+from bot.results import RESULT_TTL_S
 from bot.store import Job, Store
 
 log = logging.getLogger(__name__)

@@ -177,8 +177,8 @@ class ProgressBoard:
         since_s = RECENT_S
         while True:
             try:
-                for job in await self._to_refresh(since_s):
-                    await self.on_update(await self.engine.update_for(job))
+                for update in await self.engine.updates_for(await self._to_refresh(since_s)):
+                    await self.on_update(update)
             except Exception:
                 log.exception("progress refresh failed")
             since_s = 0.0

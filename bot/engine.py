@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,7 +22,7 @@ from bot.dashscope import DashScope, Task, TaskStatus
 from bot.errors import ApiError, InputError
 from bot.fairness import fair_order
 from bot.poller import Poller
-from bot.polling import HistoryPolicy, PollPolicy
+from bot.polling import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.results import Deliverer, Results
 from bot.store import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, Store, new_job_id
 
@@ -89,7 +88,7 @@ class Engine:
         return self.poller.queries
 
     @property
-    def limiter(self) -> Any:
+    def limiter(self) -> QueryLimiter:
         return self.poller.limiter
 
     # --- life cycle ------------------------------------------------------------------------
@@ -183,18 +182,29 @@ class Engine:
             eta = self.policy_remaining(job.model, now - job.submitted_at)
         return JobUpdate(job, position, max(0.0, now - job.created_at), eta)
 
+    async def updates_for(self, jobs: list[Job]) -> list[JobUpdate]:
+        """`update_for` of many jobs, reading each model's queue order once."""
+        orders: dict[str, list[QueuedJob]] = {}
+        for model in {j.model for j in jobs if j.state is JobState.QUEUED}:
+            orders[model] = await self._queue_order(model)
+        return [await self.update_for(j, orders.get(j.model)) for j in jobs]
+
     async def queue(self) -> dict[str, list[JobUpdate]]:
         """What is waiting, by model, in admission order."""
         result: dict[str, list[JobUpdate]] = {}
         for model in await self.store.models_in(JobState.QUEUED):
-            order = await self._queue_order(model)
-            jobs = [await self.store.get_job(q.id) for q in order]
-            result[model] = [await self.update_for(j, order) for j in jobs if j]
+            order, jobs = await self._queued_jobs(model)
+            result[model] = [await self.update_for(j, order) for j in jobs]
         return result
 
+    async def _queued_jobs(self, model: str) -> tuple[list[QueuedJob], list[Job]]:
+        """A model's queue order, and its jobs in that order (one read of the rows)."""
+        order = await self._queue_order(model)
+        rows = {j.id: j for j in await self.store.jobs_in([JobState.QUEUED], model)}
+        return order, [rows[q.id] for q in order if q.id in rows]
+
     def policy_remaining(self, model: str, elapsed_s: float) -> float | None:
-        remaining = getattr(self.policy, "remaining", None)
-        return remaining(model, elapsed_s) if remaining else None
+        return self.policy.remaining(model, elapsed_s)
 
     async def _sweep_loop(self) -> None:
         """Now and then, delete videos nobody needs any more (disks are not infinite)."""
@@ -346,13 +356,13 @@ class Engine:
         await self.clock.sleep(RECONCILE_RETRY_S)
         await self._reconcile(model_name)
 
-    async def _match(self, job: Job, candidates: list[Any]) -> Any | None:
+    async def _match(self, job: Job, candidates: list[Task]) -> Task | None:
         """The listed task created nearest after the job was sent, unless its prompt (known
         once it finished) says it is someone else's."""
         sent = job.submitted_at or job.created_at
         latest = sent + self.settings.http_timeout_s + CLOCK_SKEW_S
-        near = [c for c in candidates if sent - CLOCK_SKEW_S <= (_created(c) or 0) <= latest]
-        for cand in sorted(near, key=lambda c: abs((_created(c) or 0) - sent)):
+        near = [c for c in candidates if sent - CLOCK_SKEW_S <= _created(c) <= latest]
+        for cand in sorted(near, key=lambda c: abs(_created(c) - sent)):
             if not job.prompt:
                 return cand
             task = await self.poller.get_task(cand.task_id)
@@ -420,9 +430,7 @@ class Engine:
         self._admit_wake.set()
 
     async def _learn(self, model: str) -> None:
-        learn = getattr(self.policy, "learn", None)
-        if learn is not None:
-            learn(model, await self.store.durations(model))
+        self.policy.learn(model, await self.store.durations(model))
 
     # --- recovery --------------------------------------------------------------------------
 
@@ -485,14 +493,12 @@ class Engine:
         """Tell every queued job of a model its new place."""
         if not self._listeners:
             return
-        order = await self._queue_order(model)
-        for queued in order:
-            job = await self.store.get_job(queued.id)
-            if job is not None and job.state is JobState.QUEUED:
-                await self._emit(job, order)
+        order, jobs = await self._queued_jobs(model)
+        for job in jobs:
+            await self._emit(job, order)
 
     def _queued_eta(self, model: str, ahead: int) -> float | None:
-        typical = getattr(self.policy, "typical", lambda m: None)(model)
+        typical = self.policy.typical(model)
         if typical is None:
             return None
         slots = self.settings.slots(model)
@@ -504,9 +510,8 @@ class Engine:
         task.add_done_callback(self._work.discard)
 
 
-def _created(task: Any) -> float | None:
-    when = getattr(task, "submit_time", None) or getattr(task, "gmt_create", None)
-    return when.timestamp() if isinstance(when, datetime) else None
+def _created(task: Task) -> float:
+    return task.submit_time.timestamp() if task.submit_time else 0.0
 
 
 def _provider_seconds(task: Task) -> float | None:

@@ -105,3 +105,8 @@ class ApiError(WanbotError):
 
     def user_message(self) -> str:
         return describe(self.code, self.message)
+
+
+class Undeliverable(WanbotError):
+    """A deliverer's word that posting can never succeed (the channel is gone, or the bot may
+    not post there): the job ends as failed instead of being retried for ever."""

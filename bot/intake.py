@@ -17,6 +17,7 @@ from bot.catalog import Command, Model
 from bot.engine import JobRequest
 from bot.errors import InputError
 from bot.media import MediaContext, MediaSource, Prepared, prepare
+from bot.probe import VideoInfo
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,5 @@ def _input_names(ask: Ask) -> dict[str, str]:
 
 
 def _video_seconds(prepared: Sequence[Prepared]) -> float | None:
-    for item in prepared:
-        seconds = getattr(item.info, "duration_s", None)
-        if getattr(item.info, "width", None) and seconds:
-            return float(seconds)
-    return None
+    videos = [p.info.duration_s for p in prepared if isinstance(p.info, VideoInfo)]
+    return videos[0] if videos else None

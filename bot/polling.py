@@ -28,8 +28,33 @@ class PollPolicy(Protocol):
         """Seconds to wait before the next status query of a task `elapsed_s` old."""
         ...
 
+    def learn(self, model: str, durations: Sequence[float]) -> None:
+        """Take in a model's latest durations (newest first)."""
+        ...
 
-class SdkSchedule:
+    def remaining(self, model: str, elapsed_s: float) -> float | None:
+        """Expected seconds until a task of this model, `elapsed_s` old, is done."""
+        ...
+
+    def typical(self, model: str) -> float | None:
+        """The mean duration of a task of this model."""
+        ...
+
+
+class NoHistory:
+    """For fixed schedules: they learn nothing and guess no ETA."""
+
+    def learn(self, model: str, durations: Sequence[float]) -> None:
+        return None
+
+    def remaining(self, model: str, elapsed_s: float) -> float | None:
+        return None
+
+    def typical(self, model: str) -> float | None:
+        return None
+
+
+class SdkSchedule(NoHistory):
     """The official SDK's waits: 1, 1, 2, 2, 2, 4, 4, 4, then 5 s for ever."""
 
     batch = False
@@ -40,7 +65,7 @@ class SdkSchedule:
 
 
 @dataclass
-class FixedInterval:
+class FixedInterval(NoHistory):
     """What the provider's documents suggest: a query every `seconds` (15)."""
 
     seconds: float = 15.0

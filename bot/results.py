@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dashscope import DashScope
-from bot.errors import ApiError
-from bot.store import Job, JobState, Store
+from bot.errors import ApiError, Undeliverable
+from bot.store import TERMINAL_SQL, Job, JobState, Store
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,6 @@ MAX_VIDEO_BYTES = 1024 * 1024 * 1024
 FIRST_RETRY_S, LAST_RETRY_S = 5.0, 300.0
 
 Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + notify
-
-
-class Undeliverable(Exception):
-    """A deliverer's word that posting can never succeed (the channel is gone, or the bot may
-    not post there): the job ends as failed instead of being retried for ever."""
 
 
 class Deliverer(Protocol):
@@ -126,7 +121,7 @@ class Results:
         """Delete the videos of jobs that ended long enough ago; returns how many."""
         cutoff = self.clock.now() - self.settings.video_keep_s
         old = await self.store.jobs(
-            "video_path IS NOT NULL AND state IN ('delivered', 'failed', 'canceled', 'expired')"
+            f"video_path IS NOT NULL AND state IN {TERMINAL_SQL}"
             " AND COALESCE(delivered_at, finished_at, updated_at) < ?", [cutoff])
         for job in old:
             await asyncio.to_thread(_unlink, Path(job.video_path or ""))

@@ -32,6 +32,7 @@ class JobState(StrEnum):
 
 TERMINAL = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 AT_PROVIDER = frozenset({JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING})
+TERMINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"  # for IN clauses
 
 JSON_COLUMNS = ("media", "options", "notes", "usage", "progress_ref", "delivery", "display")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.engine import JobRequest
 from bot.errors import WanbotError
-from bot.store import Store
+from bot.store import TERMINAL_SQL, Store
 
 DAY_S = 86_400
 
@@ -90,7 +90,7 @@ async def usage(store: Store, team_id: str, since: float, user_id: str | None = 
         "SELECT COALESCE(SUM(CASE WHEN usage IS NOT NULL"
         " THEN json_extract(usage, '$.video_duration') END), 0),"
         " COALESCE(SUM(CASE WHEN usage IS NULL AND state NOT IN"
-        " ('failed', 'canceled', 'expired', 'delivered') THEN expected_seconds END), 0),"
+        f" {TERMINAL_SQL} THEN expected_seconds END), 0),"
         f" COUNT(*) FROM jobs WHERE {where}"
     )
     async with store.db.execute(sql, params) as cur:
@@ -101,7 +101,7 @@ async def usage(store: Store, team_id: str, since: float, user_id: str | None = 
 async def unfinished(store: Store, team_id: str, user_id: str) -> int:
     sql = (
         "SELECT COUNT(*) FROM jobs WHERE team_id = ? AND user_id = ?"
-        " AND state NOT IN ('delivered', 'failed', 'canceled', 'expired')"
+        f" AND state NOT IN {TERMINAL_SQL}"
     )
     async with store.db.execute(sql, (team_id, user_id)) as cur:
         (count,) = await cur.fetchone()  # type: ignore[misc]

@@ -16,8 +16,8 @@ from bot.clock import ScaledClock
 from bot.config import Settings
 from bot.dashscope import DashScope
 from bot.engine import Engine, JobRequest, JobUpdate
+from bot.errors import Undeliverable
 from bot.polling import PollPolicy
-from bot.results import Undeliverable
 from bot.sim import Simulator
 from bot.store import Job, JobState, Store
 
