@@ -30,14 +30,14 @@ from typing import Any
 
 import aiohttp
 
-from bot import catalog
 from bot.clock import ScaledClock
 from bot.config import Settings
-from bot.dashscope import DashScope
-from bot.engine import Engine, JobRequest
-from bot.polling import FixedInterval, HistoryPolicy, PollPolicy, SdkSchedule
-from bot.sim import SimConfig, Simulator, run_simulator
-from bot.store import Job, JobState, Store
+from bot.engine.engine import Engine, JobRequest
+from bot.engine.poll_policy import FixedInterval, HistoryPolicy, PollPolicy, SdkSchedule
+from bot.engine.store import Job, JobState, Store
+from bot.provider import catalog
+from bot.provider.client import DashScope
+from bot.sim.server import SimConfig, Simulator, run_simulator
 
 JOBS, USERS, HISTORY = 200, 10, 20
 MEDIAN_S, SIGMA = 120.0, 0.4

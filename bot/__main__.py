@@ -8,18 +8,18 @@ import sys
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "sim":
-        from bot.sim import main as sim_main
+        from bot.sim.server import main as sim_main
 
         return sim_main(argv[1:])
     if command in ("generate", "check"):
-        from bot.cli import main as cli_main
+        from bot.frontends.cli import main as cli_main
 
         return cli_main(argv)
     if command in ("-h", "--help"):
         print(__doc__ or "")
         print("usage: python -m bot [sim|generate|check] ...")
         return 0
-    from bot.discord_bot import main as bot_main
+    from bot.frontends.discord.client import main as bot_main
 
     return bot_main(argv)
 

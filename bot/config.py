@@ -11,8 +11,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from bot.catalog import MODELS, REGIONS
 from bot.errors import ConfigError
+from bot.provider.catalog import MODELS, REGIONS
 
 REGION_URLS = {
     "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",

@@ -11,16 +11,22 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import catalog, teams
-from bot.catalog import Command
-from bot.discord_pages import NOT_ALLOWED, refusal_text, settings_embed, usage_embed
 from bot.errors import InputError
-from bot.team_admin import SettingsChange, apply_change, usage_report
-from bot.teams import TeamSettings
+from bot.frontends.common import teams
+from bot.frontends.common.team_admin import SettingsChange, apply_change, usage_report
+from bot.frontends.common.teams import TeamSettings
+from bot.frontends.discord.command_pages import (
+    NOT_ALLOWED,
+    refusal_text,
+    settings_embed,
+    usage_embed,
+)
+from bot.provider import catalog
+from bot.provider.catalog import Command
 from cogs.answers import answer, apologise
 
 if TYPE_CHECKING:
-    from bot.discord_bot import WanBot
+    from bot.frontends.discord.client import WanBot
 
 JobCount = app_commands.Range[int, 0, 100]
 Seconds = app_commands.Range[int, 0, 1_000_000]

@@ -1,6 +1,6 @@
 """The buttons on job messages (Cancel, Rerun, Edit and rerun, Share, Delete) and the
 edit-and-rerun form. Both are matched by custom_id, so messages posted before a restart keep
-working; what they do is `bot.discord_actions`.
+working; what they do is `bot.frontends.discord.job_actions`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.discord_controls import FORM, JobButton
+from bot.frontends.discord.components import FORM, JobButton
 
 if TYPE_CHECKING:
-    from bot.discord_bot import WanBot
+    from bot.frontends.discord.client import WanBot
 
 
 class Controls(commands.Cog):

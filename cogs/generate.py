@@ -11,10 +11,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import catalog, teams
-from bot.catalog import Command
-from bot.discord_access import generate_refusal
-from bot.discord_inputs import (
+from bot.engine.engine import JobRequest
+from bot.errors import ApiError, InputError
+from bot.frontends.common import teams
+from bot.frontends.common.intake import Ask, Owner, build_request, pick
+from bot.frontends.discord.access import generate_refusal
+from bot.frontends.discord.inputs import (
     accepts,
     attachment,
     check_inputs,
@@ -24,13 +26,12 @@ from bot.discord_inputs import (
     options,
     with_defaults,
 )
-from bot.discord_render import apology, input_error_text
-from bot.engine import JobRequest
-from bot.errors import ApiError, InputError
-from bot.intake import Ask, Owner, build_request, pick
+from bot.frontends.discord.job_messages import apology, input_error_text
+from bot.provider import catalog
+from bot.provider.catalog import Command
 
 if TYPE_CHECKING:
-    from bot.discord_bot import WanBot
+    from bot.frontends.discord.client import WanBot
 
 log = logging.getLogger(__name__)
 

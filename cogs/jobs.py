@@ -12,7 +12,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_pages import (
+from bot.engine.store import AT_PROVIDER, Job
+from bot.frontends.discord.command_pages import (
     MAX_LISTED,
     job_embed,
     jobs_page,
@@ -20,11 +21,10 @@ from bot.discord_pages import (
     queue_embed,
     unknown_job_text,
 )
-from bot.store import AT_PROVIDER, Job
 from cogs.answers import answer, apologise
 
 if TYPE_CHECKING:
-    from bot.discord_bot import WanBot
+    from bot.frontends.discord.client import WanBot
 
 # Paging lives as long as the ephemeral message is worth keeping; under the 15 minutes the
 # interaction token lives, so the buttons can still be removed when it ends.

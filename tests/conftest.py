@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.dashscope import DashScope
-from bot.sim import SimConfig, Simulator, run_simulator
+from bot.provider.client import DashScope
+from bot.sim.server import SimConfig, Simulator, run_simulator
 from tests.net_support import FileServer, install_tripwire
 
 

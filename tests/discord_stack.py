@@ -23,15 +23,15 @@ import discord
 from aiohttp import web
 from PIL import Image
 
-from bot import teams
 from bot.clock import ScaledClock
 from bot.config import Settings, load_settings
-from bot.dashscope import DashScope
-from bot.discord_bot import WanBot
-from bot.engine import Engine, JobUpdate
-from bot.sim import SimConfig, SimRequest, Simulator, run_simulator
-from bot.store import Job, JobState, Store
-from bot.teams import TeamSettings
+from bot.engine.engine import Engine, JobUpdate
+from bot.engine.store import Job, JobState, Store
+from bot.frontends.common import teams
+from bot.frontends.common.teams import TeamSettings
+from bot.frontends.discord.client import WanBot
+from bot.provider.client import DashScope
+from bot.sim.server import SimConfig, SimRequest, Simulator, run_simulator
 from tests.fakediscord import (
     FakeChannel,
     FakeDiscord,
@@ -219,7 +219,7 @@ class Stack:
         return str(self.fake.guild.id)
 
     async def set_team(self, **values: Any) -> TeamSettings:
-        """Write the guild's settings as /settings does (`bot.teams.save`); no restart."""
+        """Write the guild's settings as /settings does (`bot.frontends.common.teams.save`); no restart."""
         settings = TeamSettings(**values)
         await teams.save(self.running.store, self.team_id, settings)
         return settings

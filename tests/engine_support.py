@@ -11,15 +11,15 @@ from typing import Any
 
 import aiohttp
 
-from bot import catalog
 from bot.clock import ScaledClock
 from bot.config import Settings
-from bot.dashscope import DashScope
-from bot.engine import Engine, JobRequest, JobUpdate
+from bot.engine.engine import Engine, JobRequest, JobUpdate
+from bot.engine.poll_policy import PollPolicy
+from bot.engine.store import Job, JobState, Store
 from bot.errors import Undeliverable
-from bot.polling import PollPolicy
-from bot.sim import Simulator
-from bot.store import Job, JobState, Store
+from bot.provider import catalog
+from bot.provider.client import DashScope
+from bot.sim.server import Simulator
 
 SCALE = 200.0  # simulated seconds per real second: a 62 s task takes 0.31 s
 

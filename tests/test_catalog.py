@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bot import catalog
-from bot.catalog import MODELS, REGIONS, SEED_MAX, Command, Model, Option
 from bot.errors import InputError
+from bot.provider import catalog
+from bot.provider.catalog import MODELS, REGIONS, SEED_MAX, Command, Model, Option
 
 LINK = "https://example.com/input"
 # The option a refusal names when it differs from the parameter's name.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sim import SimConfig
+from bot.sim.server import SimConfig
 from tests.conftest import make_image
 
 

@@ -14,8 +14,9 @@ import aiohttp
 import av
 import pytest
 
-from bot import catalog
-from bot.dashscope import (
+from bot.errors import ApiError
+from bot.provider import catalog
+from bot.provider.client import (
     TERMINAL,
     DashScope,
     Task,
@@ -23,10 +24,9 @@ from bot.dashscope import (
     error_from_response,
     parse_time,
 )
-from bot.errors import ApiError
-from bot.sim import SimConfig, Simulator
-from bot.sim_media import make_mp4
-from bot.sim_state import ManualClock
+from bot.sim.media import make_mp4
+from bot.sim.server import SimConfig, Simulator
+from bot.sim.state import ManualClock
 from tests.conftest import data_url, make_image
 
 KF2V = catalog.get_model("wan2.2-kf2v-flash")
@@ -483,7 +483,7 @@ async def test_key_never_leaks(
     sim: Simulator, client: DashScope, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The API key is in no log line, exception text or repr."""
-    caplog.set_level(logging.DEBUG, logger="bot.dashscope")
+    caplog.set_level(logging.DEBUG, logger="bot.provider.client")
     sim.config.fail("task", status=500)
     await client.get_task("nope")
     with pytest.raises(ApiError) as caught:
@@ -497,9 +497,9 @@ async def test_each_request_is_logged(
     sim: Simulator, client: DashScope, caplog: pytest.LogCaptureFixture
 ) -> None:
     """DEBUG lines carry method, path, status and elapsed time."""
-    caplog.set_level(logging.DEBUG, logger="bot.dashscope")
+    caplog.set_level(logging.DEBUG, logger="bot.provider.client")
     await client.get_task("abc")
-    assert any(r.name == "bot.dashscope" and "GET /api/v1/tasks/abc -> 200 in" in r.getMessage()
+    assert any(r.name == "bot.provider.client" and "GET /api/v1/tasks/abc -> 200 in" in r.getMessage()
                for r in caplog.records)
 
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from bot import teams
-from bot.discord_pages import NOT_ALLOWED
-from bot.engine import JobRequest
-from bot.store import JobState
-from bot.teams import DAY_S, LimitError, TeamSettings
+from bot.engine.engine import JobRequest
+from bot.engine.store import JobState
+from bot.frontends.common import teams
+from bot.frontends.common.teams import DAY_S, LimitError, TeamSettings
+from bot.frontends.discord.command_pages import NOT_ALLOWED
 from tests.discord_stack import Stack, image, reply
 from tests.fakediscord import MANAGE_GUILD
 from tests.pages_support import add_job, fields, private_answer

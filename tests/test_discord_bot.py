@@ -14,9 +14,9 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.catalog import Command, option_values
-from bot.discord_bot import run
-from bot.store import JobState
+from bot.engine.store import JobState
+from bot.frontends.discord.client import run
+from bot.provider.catalog import Command, option_values
 from tests.discord_stack import Stack, die_after_posting, image, reply
 from tests.fakediscord import EPHEMERAL, discord_pointed_at
 
@@ -227,7 +227,7 @@ def test_an_unreachable_discord_is_a_plain_error(monkeypatch, tmp_path, caplog) 
     """No network to Discord: one clear line and exit status 1, not a traceback."""
     import socket
 
-    from bot import discord_bot
+    from bot.frontends.discord import client as discord_bot
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

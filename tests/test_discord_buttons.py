@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.discord_controls import Action, progress_actions, result_actions
-from bot.discord_render import NOT_YOURS
-from bot.reruns import UPLOAD_KEEP_S
-from bot.store import Job, JobState
+from bot.engine.store import Job, JobState
+from bot.frontends.common.reruns import UPLOAD_KEEP_S
+from bot.frontends.discord.components import Action, progress_actions, result_actions
+from bot.frontends.discord.job_messages import NOT_YOURS
 from tests.discord_stack import Stack, image, labels, reply
 from tests.fakediscord import EPHEMERAL, FakeMessage, InteractionRecord
 

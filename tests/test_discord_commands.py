@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import MiB
-from bot.sim_media import make_mp4, make_wav
-from bot.store import JobState
+from bot.engine.store import JobState
+from bot.provider.catalog import MiB
+from bot.sim.media import make_mp4, make_wav
 from tests.discord_stack import Stack, image, png, reply
 from tests.fakediscord import EPHEMERAL, FakeUpload
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.engine import JobRequest
+from bot.engine.engine import JobRequest
+from bot.engine.store import AT_PROVIDER, JobState
 from bot.errors import describe
-from bot.store import AT_PROVIDER, JobState
 from tests.discord_stack import Stack, png
 from tests.pages_support import add_job, buttons, fields, private_answer
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot import catalog
 from bot.clock import ScaledClock
-from bot.engine import CancelOutcome
-from bot.sim import SimConfig
-from bot.store import JobState, Store
+from bot.engine.engine import CancelOutcome
+from bot.engine.store import JobState, Store
+from bot.provider import catalog
+from bot.sim.server import SimConfig
 from tests.engine_support import SCALE, Recorder, Rig, kf2v_request, settings_for
 
 DONE = (JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
@@ -327,7 +327,7 @@ async def test_history_makes_an_eta(rig, tmp_path):
 
 
 def test_time_helpers_are_utc():
-    from bot.poller import as_datetime
+    from bot.engine.poller import as_datetime
 
     assert as_datetime(0) == datetime(1970, 1, 1, tzinfo=UTC)
 

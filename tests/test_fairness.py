@@ -12,7 +12,7 @@ def jobs(spec: list[tuple[str, str]]):
 
 def test_one_users_twenty_jobs_do_not_hold_back_anothers_one():
     """Bob's single job goes second, not twenty-first."""
-    from bot.fairness import fair_order
+    from bot.engine.fairness import fair_order
 
     queued = jobs([("t", "alice")] * 20 + [("t", "bob")])
     order = fair_order(queued, {}, {})
@@ -21,7 +21,7 @@ def test_one_users_twenty_jobs_do_not_hold_back_anothers_one():
 
 def test_teams_take_turns_before_users():
     """A team with three users does not get three turns to another team's one."""
-    from bot.fairness import fair_order
+    from bot.engine.fairness import fair_order
 
     queued = jobs([("big", "a"), ("big", "b"), ("big", "c"), ("small", "d"), ("small", "d")])
     order = fair_order(queued, {}, {})
@@ -30,7 +30,7 @@ def test_teams_take_turns_before_users():
 
 def test_recently_served_user_waits_for_others():
     """Whoever was admitted last goes after those who were not."""
-    from bot.fairness import fair_order
+    from bot.engine.fairness import fair_order
 
     queued = jobs([("t", "alice"), ("t", "bob")])
     order = fair_order(queued, {"t": 5.0}, {"alice": 5.0})
@@ -38,7 +38,7 @@ def test_recently_served_user_waits_for_others():
 
 
 def test_each_users_jobs_stay_in_their_order():
-    from bot.fairness import fair_order
+    from bot.engine.fairness import fair_order
 
     queued = jobs([("t", "alice"), ("t", "alice"), ("t", "alice")])
     assert [j.id for j in fair_order(queued, {}, {})] == ["j0", "j1", "j2"]

@@ -1,4 +1,4 @@
-"""bot.fetch: the SSRF guard, redirects, byte caps and timeouts, against a real local server."""
+"""bot.media.fetch: the SSRF guard, redirects, byte caps and timeouts, against a real local server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from bot.errors import InputError
-from bot.fetch import (
+from bot.media.fetch import (
     PRIVATE_MESSAGE,
     AddressGuard,
     BlockedAddress,

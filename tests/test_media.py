@@ -1,4 +1,4 @@
-"""bot.media: probe, check, repair and hand over real media served by a real local server."""
+"""bot.media.prepare: probe, check, repair and hand over real media served by a real local server."""
 
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ import av
 import pytest
 from PIL import Image
 
-from bot.catalog import IMAGE_FORMATS, InputField, MediaKind, MediaLimits, get_model
 from bot.config import Settings
 from bot.errors import InputError
-from bot.fetch import PRIVATE_MESSAGE, guarded_session
-from bot.media import (
+from bot.media.fetch import PRIVATE_MESSAGE, guarded_session
+from bot.media.prepare import (
     Attachment,
     Link,
     LocalFile,
@@ -31,7 +30,8 @@ from bot.media import (
     Prepared,
     prepare,
 )
-from bot.probe import AudioInfo, ImageInfo, VideoInfo, check
+from bot.media.probe import AudioInfo, ImageInfo, VideoInfo, check
+from bot.provider.catalog import IMAGE_FORMATS, InputField, MediaKind, MediaLimits, get_model
 
 MiB = 1024 * 1024
 KF2V = get_model("wan2.2-kf2v-flash").field("first_frame_url")  # 360-2000 px, no alpha, data: ok

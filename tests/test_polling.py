@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bot.polling import FixedInterval, HistoryPolicy, LogNormal, SdkSchedule
+from bot.engine.poll_policy import FixedInterval, HistoryPolicy, LogNormal, SdkSchedule
 
 
 def history(n: int = 40, median: float = 120.0, sigma: float = 0.4) -> list[float]:

@@ -10,10 +10,10 @@ import aiohttp
 import av
 import pytest
 
-from bot import catalog
-from bot.sim import DEFAULT_KEY, SimConfig, Simulator, banner, run_simulator
-from bot.sim_media import make_mp4, make_wav
-from bot.sim_state import ManualClock
+from bot.provider import catalog
+from bot.sim.media import make_mp4, make_wav
+from bot.sim.server import DEFAULT_KEY, SimConfig, Simulator, banner, run_simulator
+from bot.sim.state import ManualClock
 from tests.conftest import data_url, make_image
 
 KF2V_PATH = "/services/aigc/image2video/video-synthesis"

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from bot import teams
-from bot.engine import JobRequest
-from bot.store import JobState, Store
-from bot.teams import LimitError, TeamSettings
+from bot.engine.engine import JobRequest
+from bot.engine.store import JobState, Store
+from bot.frontends.common import teams
+from bot.frontends.common.teams import LimitError, TeamSettings
 from tests.test_store import make_job
 
 NOON = 1_763_726_400.0 + 12 * 3600  # 2025-11-21 12:00 UTC
@@ -80,8 +80,8 @@ async def test_concurrent_jobs_per_user(store):
 async def test_simultaneous_requests_cannot_pass_a_limit_together(tmp_path, sim, session):
     """Ten requests at once against a budget for two: exactly two are queued."""
     from bot.clock import ScaledClock
-    from bot.dashscope import DashScope
-    from bot.engine import Engine
+    from bot.engine.engine import Engine
+    from bot.provider.client import DashScope
     from tests.engine_support import settings_for
 
     store = await Store.open(tmp_path / "e.db")

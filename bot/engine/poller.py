@@ -1,0 +1,156 @@
+"""One poll loop for every task at the provider, under one query-rate cap.
+
+Each job's next query comes from the poll policy. When the policy allows it and several tasks
+are active, one list query answers for all of them, and only tasks that the list shows finished
+get a detail query. Every query, list or detail, passes through the same limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.clock import Clock
+from bot.engine.poll_policy import PollPolicy, QueryLimiter
+from bot.engine.store import AT_PROVIDER, Job, JobState, Store
+from bot.errors import ApiError
+from bot.provider.client import DashScope, Task, TaskStatus
+
+log = logging.getLogger(__name__)
+
+LIST_MARGIN_S = 120  # the listed window reaches this far beyond the tasks it must cover
+RETRY_S = 5.0
+LIST_GIVE_UP = 5
+
+OnTask = Callable[[Job, Task], Awaitable[None]]
+
+
+def as_datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class Poller:
+    def __init__(self, store: Store, client: DashScope, policy: PollPolicy, clock: Clock,
+                 max_qps: float, on_task: OnTask) -> None:
+        self.store = store
+        self.client = client
+        self.policy = policy
+        self.clock = clock
+        self.on_task = on_task
+        self.limiter = QueryLimiter(max_qps, clock)
+        self.queries = 0  # status queries sent (details and lists), for benchmarks
+        self._due: dict[str, float] = {}  # job id -> when to ask about its task next
+        self._polls: dict[str, int] = {}  # job id -> queries about it so far
+        self._list_failures = 0  # in a row; past LIST_GIVE_UP this process stops listing
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    # --- what the engine calls -------------------------------------------------------------
+
+    def schedule(self, job: Job, *, first: bool = False) -> None:
+        """Ask about this job's task when the policy says."""
+        if first:
+            self._polls[job.id] = 0
+        now = self.clock.now()
+        elapsed = now - (job.submitted_at or now)
+        self._due[job.id] = now + self.policy.next_delay(job.model, elapsed,
+                                                         self._polls.get(job.id, 0))
+        self._wake.set()
+
+    def now(self, job: Job) -> None:
+        """Ask about this job's task at once (after a restart)."""
+        self._polls.setdefault(job.id, 1)
+        self._due[job.id] = self.clock.now()
+        self._wake.set()
+
+    def forget(self, job_id: str) -> None:
+        self._due.pop(job_id, None)
+        self._polls.pop(job_id, None)
+
+    async def get_task(self, task_id: str) -> Task:
+        await self.limiter.acquire()
+        self.queries += 1
+        return await self.client.get_task(task_id)
+
+    async def list_tasks(self, start: float, end: float, model: str | None = None) -> list[Task]:
+        await self.limiter.acquire()
+        self.queries += 1
+        return await self.client.list_tasks(model=model, start=as_datetime(start - LIST_MARGIN_S),
+                                            end=as_datetime(end + LIST_MARGIN_S))
+
+    async def close(self) -> None:
+        for task in list(self._inflight):
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self.clock.now()
+            due = [job_id for job_id, at in self._due.items() if at <= now]
+            if not due:
+                soonest = min(self._due.values(), default=None)
+                await self.clock.wait(self._wake, None if soonest is None else soonest - now)
+                continue
+            try:
+                await self._poll(due)
+            except Exception:
+                log.exception("polling failed; will retry")
+                for job_id in due:
+                    self._due[job_id] = self.clock.now() + RETRY_S
+
+    async def _poll(self, due: list[str]) -> None:
+        if self.policy.batch and len(self._due) > 1 and self._list_failures < LIST_GIVE_UP:
+            try:
+                await self._poll_by_list()
+                self._list_failures = 0
+                return
+            except ApiError as exc:
+                # Listing is an optimisation: when it fails, ask about each task instead.
+                self._list_failures += 1
+                log.warning("task list failed (%s); querying tasks one by one", exc.code)
+        jobs = [await self.store.get_job(job_id) for job_id in due]
+        await asyncio.gather(*(self._ask(job) for job in jobs if job))
+
+    async def _poll_by_list(self) -> None:
+        """One list query for every active task; a detail query only for finished ones."""
+        jobs = [j for j in await self.store.jobs_in([JobState.PENDING, JobState.RUNNING])
+                if j.task_id and j.id in self._due]
+        if not jobs:
+            self._due.clear()
+            return
+        start = min(j.submitted_at or j.created_at for j in jobs)
+        listed = {t.task_id: t for t in await self.list_tasks(start, self.clock.now())}
+        for job in jobs:
+            self._polls[job.id] = self._polls.get(job.id, 0) + 1
+            seen = listed.get(job.task_id or "")
+            if seen is not None and seen.status in (TaskStatus.PENDING, TaskStatus.RUNNING):
+                await self.on_task(job, seen)  # the engine notes the state and reschedules
+            else:  # finished, or not listed (yet): ask about it directly
+                self._due.pop(job.id, None)
+                self._start(self._ask(job, counted=True))
+
+    async def _ask(self, job: Job, *, counted: bool = False) -> None:
+        self._due.pop(job.id, None)
+        if job.task_id is None or job.state not in AT_PROVIDER:
+            return
+        if not counted:
+            self._polls[job.id] = self._polls.get(job.id, 0) + 1
+        try:
+            task = await self.get_task(job.task_id)
+        except ApiError as exc:
+            log.warning("job %s: status query failed: %s", job.id, exc)
+            self._due[job.id] = self.clock.now() + (exc.retry_after_s or RETRY_S)
+            self._wake.set()
+            return
+        await self.on_task(job, task)
+
+    def _start(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)

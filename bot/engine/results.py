@@ -1,0 +1,143 @@
+"""Finished videos: fetched while their links live (24 h), then handed to the front end that
+asked for them, exactly once.
+
+`delivering` is written before a front end posts; if the process dies mid-post, the next
+attempt first asks the front end whether the post happened, so nothing is posted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.engine.store import TERMINAL_SQL, Job, JobState, Store
+from bot.errors import ApiError, Undeliverable
+from bot.provider.client import DashScope
+
+log = logging.getLogger(__name__)
+
+RESULT_TTL_S = 24 * 3600  # the provider keeps video links this long
+MAX_VIDEO_BYTES = 1024 * 1024 * 1024
+FIRST_RETRY_S, LAST_RETRY_S = 5.0, 300.0
+
+Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + notify
+
+
+class Deliverer(Protocol):
+    async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
+        """Post the video; return where it went (kept in the job's `delivery`)."""
+        ...
+
+    async def find_delivery(self, job: Job) -> dict[str, Any] | None:
+        """After a crash or failure mid-delivery: the post if it happened."""
+        ...
+
+
+class Results:
+    def __init__(self, store: Store, client: DashScope, settings: Settings, clock: Clock,
+                 transition: Transition, spawn: Callable[[Coroutine[Any, Any, Any]], None]
+                 ) -> None:
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.clock = clock
+        self.transition = transition
+        self.spawn = spawn
+        self.deliverers: dict[str, Deliverer] = {}
+
+    def register(self, platform: str, deliverer: Deliverer) -> None:
+        """A front end's way to post; what waited for it goes out now."""
+        self.deliverers[platform] = deliverer
+        self.spawn(self._deliver_waiting(platform))
+
+    async def finish(self, job: Job) -> None:
+        """Fetch the video, then deliver it."""
+        fetched = await self._download(job)
+        if fetched is not None and fetched.state is JobState.SUCCEEDED:
+            await self._deliver(fetched)
+
+    async def _download(self, job: Job) -> Job | None:
+        if job.video_path and await asyncio.to_thread(os.path.exists, job.video_path):
+            return job
+        path = self.settings.video_dir / f"{job.id}.mp4"
+        async for _ in self._retries(job.id, "download"):
+            try:
+                await self.client.download(job.result_url or "", path, max_bytes=MAX_VIDEO_BYTES)
+                return await self.store.update_job(job.id, video_path=str(path))
+            except ApiError as exc:
+                if not exc.retryable or self._link_dead(job):
+                    return await self.transition(
+                        job, JobState.EXPIRED, expect=[JobState.SUCCEEDED],
+                        error_code="Expired", error_message=exc.message)
+                log.warning("job %s: download failed (%s)", job.id, exc.code)
+        return None
+
+    def _link_dead(self, job: Job) -> bool:
+        return self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
+
+    async def _deliver(self, job: Job) -> None:
+        deliverer = self.deliverers.get(job.platform)
+        if deliverer is None:
+            return  # delivered when its front end registers
+        moved = await self.transition(job, JobState.DELIVERING, expect=[JobState.SUCCEEDED])
+        if moved is not None:
+            await self._post(moved, deliverer, check_first=False)
+
+    async def _post(self, job: Job, deliverer: Deliverer, *, check_first: bool) -> None:
+        """Post once; after a failure (or a crash) look for the post before posting again."""
+        async for _ in self._retries(job.id, "delivery"):
+            try:
+                where = await deliverer.find_delivery(job) if check_first else None
+                where = where or await deliverer.deliver(job, Path(job.video_path or ""))
+            except Undeliverable as exc:
+                log.warning("job %s: cannot be delivered: %s", job.id, exc)
+                await self.transition(job, JobState.FAILED, expect=[JobState.DELIVERING],
+                                      error_code="Undeliverable", error_message=str(exc))
+                return
+            except Exception:
+                log.exception("job %s: delivery failed", job.id)
+                check_first = True
+                continue
+            await self.transition(job, JobState.DELIVERED, expect=[JobState.DELIVERING],
+                                  delivery=where, delivered_at=self.clock.now())
+            return
+
+    async def _deliver_waiting(self, platform: str) -> None:
+        for job in await self.store.jobs_in([JobState.SUCCEEDED, JobState.DELIVERING]):
+            if job.platform != platform or not job.video_path:
+                continue
+            if job.state is JobState.DELIVERING:
+                self.spawn(self._post(job, self.deliverers[platform], check_first=True))
+            else:
+                self.spawn(self._deliver(job))
+
+    async def sweep(self) -> int:
+        """Delete the videos of jobs that ended long enough ago; returns how many."""
+        cutoff = self.clock.now() - self.settings.video_keep_s
+        old = await self.store.jobs(
+            f"video_path IS NOT NULL AND state IN {TERMINAL_SQL}"
+            " AND COALESCE(delivered_at, finished_at, updated_at) < ?", [cutoff])
+        for job in old:
+            await asyncio.to_thread(_unlink, Path(job.video_path or ""))
+            await self.store.update_job(job.id, video_path=None)
+        return len(old)
+
+    async def _retries(self, job_id: str, what: str) -> AsyncIterator[None]:
+        """Yields once per attempt, waiting with back-off between attempts, for ever: a
+        result that exists must not be dropped (the 24 h link ends it, see _link_dead)."""
+        wait = FIRST_RETRY_S
+        while True:
+            yield
+            log.info("job %s: %s again in %.0f s", job_id, what, wait)
+            await self.clock.sleep(wait)
+            wait = min(wait * 2, LAST_RETRY_S)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
