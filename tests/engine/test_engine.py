@@ -314,7 +314,7 @@ async def test_a_create_whose_answer_was_lost_is_not_paid_twice(rig):
 async def test_history_makes_an_eta(rig, tmp_path):
     """After a few finished jobs, running and queued jobs get an ETA."""
     store = await Store.open(rig.db_path)
-    from tests.test_store import make_job
+    from tests.engine.test_store import make_job
 
     for i in range(6):
         await store.insert_job(make_job(f"h{i}", state=JobState.DELIVERED, finished_at=float(i),

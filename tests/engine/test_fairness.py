@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_store import make_job
+from tests.engine.test_store import make_job
 
 
 def jobs(spec: list[tuple[str, str]]):

@@ -10,7 +10,7 @@ from bot.engine.engine import JobRequest
 from bot.engine.store import JobState, Store
 from bot.frontends.common import teams
 from bot.frontends.common.teams import LimitError, TeamSettings
-from tests.test_store import make_job
+from tests.engine.test_store import make_job
 
 NOON = 1_763_726_400.0 + 12 * 3600  # 2025-11-21 12:00 UTC
 

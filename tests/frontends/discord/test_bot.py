@@ -22,7 +22,7 @@ from tests.fakediscord import EPHEMERAL, discord_pointed_at
 
 pytest_plugins = ("tests.discord_support",)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 OPTIONS = {
     "kf2v": ["first_frame", "first_frame_url", "last_frame", "last_frame_url", "prompt",
