@@ -32,9 +32,8 @@ import aiohttp
 
 from bot.clock import ScaledClock
 from bot.config import Settings
-from bot.engine.engine import Engine, JobRequest
+from bot.engine import Engine, Job, JobRequest, JobState, Store
 from bot.engine.poll_policy import FixedInterval, HistoryPolicy, PollPolicy, SdkSchedule
-from bot.engine.store import Job, JobState, Store
 from bot.provider import catalog
 from bot.provider.client import DashScope
 from bot.sim.server import SimConfig, Simulator, run_simulator
@@ -144,7 +143,7 @@ class Run:
             await engine.start()
             await self.submit_all(engine, client, jobs)
             await engine.stop()
-            done = await store.jobs("user_id != 'history'")
+            done = [j for j in await store.jobs() if j.user_id != "history"]
             await store.close()
             return engine, done, sim
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,9 @@ from typing import Any
 from dotenv import dotenv_values
 
 from bot.errors import ConfigError
-from bot.provider.catalog import MODELS, REGIONS
+from bot.units import MiB
 
+REGIONS = ("singapore", "beijing", "virginia")
 REGION_URLS = {
     "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
     "beijing": "https://dashscope.aliyuncs.com/api/v1",
@@ -38,14 +39,10 @@ class Settings:
     concurrency: Mapping[str, int] = field(default_factory=dict)  # per-model slot overrides
     http_timeout_s: float = 30.0
     fetch_timeout_s: float = 30.0
-    fetch_max_bytes: int = 200 * 1024 * 1024
+    fetch_max_bytes: int = 200 * MiB
     progress_interval_s: float = 5.0
     video_keep_s: float = 48 * 3600  # finished videos are deleted from disk after this long
     log_level: str = "INFO"
-
-    def slots(self, model: str) -> int:
-        """How many tasks of a model may run at once for this account."""
-        return self.concurrency.get(model, MODELS[model].default_concurrency)
 
 
 def _read_env(env: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
@@ -103,15 +100,20 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     return convert
 
 
-def _concurrency(raw: str) -> dict[str, int]:
-    """`model=slots,model=slots`: overrides of the catalog's per-account defaults."""
-    result: dict[str, int] = {}
-    for part in filter(None, raw.replace(" ", "").split(",")):
-        name, _, slots = part.partition("=")
-        if name not in MODELS or int(slots) < 1:
-            raise ValueError(part)
-        result[name] = int(slots)
-    return result
+def _concurrency(known: Collection[str] | None) -> Callable[[str], dict[str, int]]:
+    """`model=slots,model=slots`: overrides of the catalog's per-account defaults; names are
+    checked against `known` (the catalog's, passed in: settings sit below the catalog)."""
+
+    def convert(raw: str) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for part in filter(None, raw.replace(" ", "").split(",")):
+            name, _, slots = part.partition("=")
+            if (known is not None and name not in known) or int(slots) < 1:
+                raise ValueError(part)
+            result[name] = int(slots)
+        return result
+
+    return convert
 
 
 def load_settings(
@@ -119,6 +121,7 @@ def load_settings(
     *,
     need_discord: bool = True,
     env_file: str | Path | None = None,
+    known_models: Collection[str] | None = None,
 ) -> Settings:
     """Settings from `env` (default: the process environment over `.env`); ConfigError lists all
     problems with how to fix each."""
@@ -146,7 +149,8 @@ def load_settings(
         media_handoff=r.parse("MEDIA_HANDOFF", "auto", _choice(HANDOFFS), ", ".join(HANDOFFS)),
         trusted_hosts=frozenset(filter(None, r.get("TRUSTED_MEDIA_HOSTS").split(","))),
         max_qps=r.parse("MAX_QPS", 10.0, _positive, "a positive number of queries per second"),
-        concurrency=r.parse("MODEL_CONCURRENCY", {}, _concurrency, "model=slots,model=slots"),
+        concurrency=r.parse("MODEL_CONCURRENCY", {}, _concurrency(known_models),
+                            "model=slots,model=slots"),
         http_timeout_s=r.parse("HTTP_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
         fetch_timeout_s=r.parse("FETCH_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
         progress_interval_s=r.parse("PROGRESS_INTERVAL_S", 5.0, _positive, "seconds, > 0"),

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine.engine import JobRequest
+from bot.engine import JobRequest
 from bot.errors import ApiError, InputError
 from bot.frontends.common import teams
 from bot.frontends.common.intake import Ask, Owner, build_request, pick

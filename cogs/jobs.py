@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine.store import AT_PROVIDER, Job
+from bot.engine import AT_PROVIDER, Job
 from bot.frontends.discord.command_pages import (
     MAX_LISTED,
     job_embed,
@@ -67,17 +67,15 @@ class Jobs(commands.Cog):
         waiting = await engine.queue()
         running = [await engine.update_for(j) for j in await self.bot.store.jobs_in(AT_PROVIDER)]
         models = {*waiting, *(u.job.model for u in running)}
-        slots = {m: self.bot.settings.slots(m) for m in models}
+        slots = {m: engine.slots(m) for m in models}
         viewer = (str(interaction.guild_id), str(interaction.user.id))
         embed = queue_embed(waiting, running, slots, viewer, engine.clock.now())
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     async def recent(self, interaction: discord.Interaction) -> list[Job]:
         """The caller's newest jobs in this server."""
-        return await self.bot.store.jobs(
-            "platform = 'discord' AND team_id = ? AND user_id = ?",
-            [str(interaction.guild_id), str(interaction.user.id)],
-            order="created_at DESC, id DESC", limit=MAX_LISTED)
+        return await self.bot.store.user_jobs(
+            "discord", str(interaction.guild_id), str(interaction.user.id), MAX_LISTED)
 
     async def visible_job(self, interaction: discord.Interaction, job_id: str) -> Job | None:
         """The job if this server's and not someone else's private one; else None, so other

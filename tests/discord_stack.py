@@ -25,8 +25,7 @@ from PIL import Image
 
 from bot.clock import ScaledClock
 from bot.config import Settings, load_settings
-from bot.engine.engine import Engine, JobUpdate
-from bot.engine.store import Job, JobState, Store
+from bot.engine import Engine, Job, JobState, JobUpdate, Store
 from bot.frontends.common import teams
 from bot.frontends.common.teams import TeamSettings
 from bot.frontends.discord.client import WanBot
@@ -219,7 +218,7 @@ class Stack:
         return str(self.fake.guild.id)
 
     async def set_team(self, **values: Any) -> TeamSettings:
-        """Write the guild's settings as /settings does (`bot.frontends.common.teams.save`); no restart."""
+        """Write the guild's settings as /settings does (`teams.save`); no restart."""
         settings = TeamSettings(**values)
         await teams.save(self.running.store, self.team_id, settings)
         return settings

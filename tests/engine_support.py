@@ -13,9 +13,8 @@ import aiohttp
 
 from bot.clock import ScaledClock
 from bot.config import Settings
-from bot.engine.engine import Engine, JobRequest, JobUpdate
+from bot.engine import Engine, Job, JobRequest, JobState, JobUpdate, Store
 from bot.engine.poll_policy import PollPolicy
-from bot.engine.store import Job, JobState, Store
 from bot.errors import Undeliverable
 from bot.provider import catalog
 from bot.provider.client import DashScope

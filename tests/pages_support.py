@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine.store import Job, JobState, Store
+from bot.engine import Job, JobState, Store
 from tests.fakediscord import EPHEMERAL, InteractionRecord
 
 COGS = ("cogs.jobs", "cogs.admin")

@@ -8,6 +8,7 @@ import pytest
 
 from bot.config import REGION_URLS, load_settings
 from bot.errors import ConfigError
+from bot.provider import catalog
 
 BASE = {"DASHSCOPE_API_KEY": "sk-test-123456", "DISCORD_TOKEN": "token"}
 
@@ -16,7 +17,9 @@ def test_defaults():
     s = load_settings(BASE)
     assert s.region == "singapore" and s.base_url == REGION_URLS["singapore"]
     assert s.database_path == Path("data/wanbot.sqlite3") and s.video_dir == Path("data/videos")
-    assert s.slots("wan2.2-animate-mix") == 1 and s.slots("wan2.5-i2v-preview") == 5
+    assert s.concurrency == {}  # the engine then takes each model's default from the catalog
+    assert catalog.get_model("wan2.2-animate-mix").default_concurrency == 1
+    assert catalog.get_model("wan2.5-i2v-preview").default_concurrency == 5
 
 
 def test_region_and_base_url_override():
@@ -28,7 +31,8 @@ def test_region_and_base_url_override():
 def test_every_problem_is_listed_together():
     with pytest.raises(ConfigError) as caught:
         load_settings({"DASHSCOPE_REGION": "mars", "MAX_QPS": "fast",
-                       "MODEL_CONCURRENCY": "nope=2", "DISCORD_GUILD_IDS": "abc"})
+                       "MODEL_CONCURRENCY": "nope=2", "DISCORD_GUILD_IDS": "abc"},
+                      known_models=catalog.MODELS)
     text = "\n".join(caught.value.problems)
     for name in ("DASHSCOPE_API_KEY", "DISCORD_TOKEN", "DASHSCOPE_REGION", "MAX_QPS",
                  "MODEL_CONCURRENCY", "DISCORD_GUILD_IDS"):
@@ -48,7 +52,7 @@ def test_the_account_query_limit_is_a_ceiling():
 def test_concurrency_overrides_and_guilds():
     s = load_settings({**BASE, "MODEL_CONCURRENCY": "wan2.2-animate-mix=3",
                        "DISCORD_GUILD_IDS": "1, 2"})
-    assert s.slots("wan2.2-animate-mix") == 3 and s.guild_ids == (1, 2)
+    assert s.concurrency == {"wan2.2-animate-mix": 3} and s.guild_ids == (1, 2)
 
 
 def test_secrets_stay_out_of_repr():

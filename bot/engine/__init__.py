@@ -1,0 +1,20 @@
+"""The engine: requests in, delivered videos out, across restarts. Front ends use only this."""
+
+from bot.engine.engine import CancelOutcome, Engine, JobUpdate
+from bot.engine.jobs import AT_PROVIDER, TERMINAL, Job, JobRequest, JobState
+from bot.engine.results import RESULT_TTL_S, Deliverer
+from bot.engine.store import Store
+
+__all__ = [
+    "AT_PROVIDER",
+    "RESULT_TTL_S",
+    "TERMINAL",
+    "CancelOutcome",
+    "Deliverer",
+    "Engine",
+    "Job",
+    "JobRequest",
+    "JobState",
+    "JobUpdate",
+    "Store",
+]

@@ -13,24 +13,26 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.fairness import fair_order
+from bot.engine.jobs import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, new_job_id
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
+from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
-from bot.engine.store import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, Store, new_job_id
+from bot.engine.store import Store
 from bot.errors import ApiError, InputError
 from bot.provider import catalog
-from bot.provider.client import DashScope, Task, TaskStatus
+from bot.provider.client import DashScope
+from bot.provider.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
-CLOCK_SKEW_S = 5.0  # how far the provider's clock may be from ours
 SWEEP_EVERY_S = 3600.0
-RECONCILE_RETRY_S = 60.0
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
 
 
@@ -74,6 +76,9 @@ class Engine:
         self.policy = policy or HistoryPolicy()
         self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply)
         self.results = Results(store, client, settings, self.clock, self._set, self._spawn)
+        self.reconciler = Reconciler(store, self.poller, settings, self.clock,
+                                     found=self._record_task, not_sent=self._resend,
+                                     spawn=self._spawn)
         self._listeners: list[Listener] = []
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
@@ -203,6 +208,16 @@ class Engine:
         rows = {j.id: j for j in await self.store.jobs_in([JobState.QUEUED], model)}
         return order, [rows[q.id] for q in order if q.id in rows]
 
+    def slots(self, model: str) -> int:
+        """How many tasks of a model may run at once for this account."""
+        default = catalog.get_model(model).default_concurrency
+        return self.settings.concurrency.get(model, default)
+
+    async def upload(self, model: str, filename: str, data: bytes | Path,
+                     content_type: str) -> str:
+        """Put an input in the provider's temporary storage; its `oss://` URL."""
+        return await self.client.upload(model, filename, data, content_type)
+
     def policy_remaining(self, model: str, elapsed_s: float) -> float | None:
         return self.policy.remaining(model, elapsed_s)
 
@@ -236,7 +251,7 @@ class Engine:
         for model in await self.store.models_in(JobState.QUEUED):
             if self._blocked.get(model, 0) > self.clock.now():
                 continue
-            free = self.settings.slots(model) - await self.store.count_in(AT_PROVIDER, model)
+            free = self.slots(model) - await self.store.count_in(AT_PROVIDER, model)
             if free <= 0:
                 continue
             for queued in (await self._queue_order(model))[:free]:
@@ -309,6 +324,14 @@ class Engine:
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None)
         self._admit_wake.set()
 
+    async def _reconcile(self, model: str) -> None:
+        await self.reconciler.reconcile(model)
+        self._admit_wake.set()
+
+    async def _resend(self, job: Job) -> None:
+        """The provider never got this job: back to the queue, to be sent again."""
+        await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
+
     async def _record_task(self, job: Job, task: Task) -> None:
         self._backoff.pop(job.model, None)
         state = JobState.RUNNING if task.status is TaskStatus.RUNNING else JobState.PENDING
@@ -319,56 +342,6 @@ class Engine:
         if saved.cancel_requested:
             await self._cancel_at_provider(saved)
         self.poller.schedule(saved, first=True)
-
-    # --- reconciliation after a crash or an ambiguous create ------------------------------
-
-    async def _reconcile(self, model_name: str) -> None:
-        """Match jobs stuck in `submitting` to tasks the provider has, before any resubmit.
-        If the provider cannot list them now, the jobs wait: resending blindly could pay
-        twice."""
-        jobs = await self.store.jobs_in([JobState.SUBMITTING], model_name)
-        if not jobs:
-            return
-        model = catalog.get_model(model_name)
-        start = min(j.submitted_at or j.created_at for j in jobs)
-        try:
-            listed = await self.poller.list_tasks(start, self.clock.now(),
-                                                  model.api_name(self.settings.region))
-        except ApiError as exc:
-            log.warning("cannot list %s tasks (%s); reconciling again in %.0fs",
-                        model_name, exc.code, RECONCILE_RETRY_S)
-            self._spawn(self._reconcile_later(model_name))
-            return
-        claimed = await self.store.claimed_task_ids()
-        free = [t for t in listed if t.task_id not in claimed]
-        for job in sorted(jobs, key=lambda j: j.submitted_at or 0):
-            match = await self._match(job, free)
-            if match is not None:
-                free.remove(match)
-                log.info("job %s: found its task %s at the provider", job.id, match.task_id)
-                await self._record_task(job, await self.poller.get_task(match.task_id))
-            else:
-                log.info("job %s: the provider never got it; queueing again", job.id)
-                await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
-        self._admit_wake.set()
-
-    async def _reconcile_later(self, model_name: str) -> None:
-        await self.clock.sleep(RECONCILE_RETRY_S)
-        await self._reconcile(model_name)
-
-    async def _match(self, job: Job, candidates: list[Task]) -> Task | None:
-        """The listed task created nearest after the job was sent, unless its prompt (known
-        once it finished) says it is someone else's."""
-        sent = job.submitted_at or job.created_at
-        latest = sent + self.settings.http_timeout_s + CLOCK_SKEW_S
-        near = [c for c in candidates if sent - CLOCK_SKEW_S <= _created(c) <= latest]
-        for cand in sorted(near, key=lambda c: abs(_created(c) - sent)):
-            if not job.prompt:
-                return cand
-            task = await self.poller.get_task(cand.task_id)
-            if task.orig_prompt in (None, job.prompt):
-                return cand
-        return None
 
     # --- what the provider says ---------------------------------------------------------
 
@@ -501,17 +474,13 @@ class Engine:
         typical = self.policy.typical(model)
         if typical is None:
             return None
-        slots = self.settings.slots(model)
+        slots = self.slots(model)
         return (ahead // slots) * typical + typical / 2 + typical
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
         self._work.add(task)
         task.add_done_callback(self._work.discard)
-
-
-def _created(task: Task) -> float:
-    return task.submit_time.timestamp() if task.submit_time else 0.0
 
 
 def _provider_seconds(task: Task) -> float | None:

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.clock import Clock
+from bot.engine.jobs import AT_PROVIDER, Job, JobState
 from bot.engine.poll_policy import PollPolicy, QueryLimiter
-from bot.engine.store import AT_PROVIDER, Job, JobState, Store
+from bot.engine.store import Store
 from bot.errors import ApiError
-from bot.provider.client import DashScope, Task, TaskStatus
+from bot.provider.client import DashScope
+from bot.provider.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,16 @@ from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.engine.store import TERMINAL_SQL, Job, JobState, Store
+from bot.engine.jobs import Job, JobState
+from bot.engine.store import Store
 from bot.errors import ApiError, Undeliverable
 from bot.provider.client import DashScope
+from bot.units import MiB
 
 log = logging.getLogger(__name__)
 
 RESULT_TTL_S = 24 * 3600  # the provider keeps video links this long
-MAX_VIDEO_BYTES = 1024 * 1024 * 1024
+MAX_VIDEO_BYTES = 1024 * MiB
 FIRST_RETRY_S, LAST_RETRY_S = 5.0, 300.0
 
 Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + notify
@@ -120,9 +122,7 @@ class Results:
     async def sweep(self) -> int:
         """Delete the videos of jobs that ended long enough ago; returns how many."""
         cutoff = self.clock.now() - self.settings.video_keep_s
-        old = await self.store.jobs(
-            f"video_path IS NOT NULL AND state IN {TERMINAL_SQL}"
-            " AND COALESCE(delivered_at, finished_at, updated_at) < ?", [cutoff])
+        old = await self.store.old_videos(cutoff)
         for job in old:
             await asyncio.to_thread(_unlink, Path(job.video_path or ""))
             await self.store.update_job(job.id, video_path=None)

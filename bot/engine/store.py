@@ -7,103 +7,23 @@ so a crash at any line leaves a row that says what to do next.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiosqlite
 
+from bot.engine.jobs import (
+    FIELDS,
+    JSON_COLUMNS,
+    TERMINAL,
+    Job,
+    JobState,
+    QueuedJob,
+)
 
-class JobState(StrEnum):
-    QUEUED = "queued"  # waiting in our queue for a slot of its model
-    SUBMITTING = "submitting"  # the create request is (or may have been) sent; no task id yet
-    PENDING = "pending"  # the provider holds the task, not started
-    RUNNING = "running"  # the provider is generating
-    SUCCEEDED = "succeeded"  # the provider finished; the video is being fetched
-    DELIVERING = "delivering"  # the front end is posting the result
-    DELIVERED = "delivered"  # posted; done
-    FAILED = "failed"  # the provider or our checks refused it; done
-    CANCELED = "canceled"  # stopped by a person; done
-    EXPIRED = "expired"  # the provider forgot the task or its result before we fetched it
-
-
-TERMINAL = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
-AT_PROVIDER = frozenset({JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING})
 TERMINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"  # for IN clauses
-
-JSON_COLUMNS = ("media", "options", "notes", "usage", "progress_ref", "delivery", "display")
-
-
-@dataclass(frozen=True, kw_only=True)
-class JobRequest:
-    """Everything a front end knows about a new job, already checked."""
-
-    platform: str
-    team_id: str
-    channel_id: str
-    user_id: str
-    command: str
-    model: str
-    media: dict[str, Any] = field(default_factory=dict)  # body field -> URL or list of URLs
-    options: dict[str, Any] = field(default_factory=dict)  # the resolved parameters
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    oss: bool = False  # the inputs include oss:// uploads
-    notes: list[str] = field(default_factory=list)  # repairs made to the input
-    display: dict[str, Any] = field(default_factory=dict)  # front-end facts (file names ...)
-    private: bool = False
-    expected_seconds: float = 0.0  # video-seconds this job will produce
-
-
-@dataclass(frozen=True, kw_only=True)
-class Job(JobRequest):
-    """A request and its life so far: one row of `jobs`."""
-
-    id: str
-    state: JobState
-    created_at: float
-    task_id: str | None = None
-    submitted_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    delivered_at: float | None = None
-    provider_seconds: float | None = None  # provider submit -> end, for the poll policy
-    attempts: int = 0
-    error_code: str | None = None
-    error_message: str | None = None
-    result_url: str | None = None
-    usage: dict[str, Any] | None = None
-    actual_prompt: str | None = None
-    video_path: str | None = None
-    progress_ref: dict[str, Any] | None = None  # where the front end shows progress
-    delivery: dict[str, Any] | None = None  # where the front end posted the result
-    cancel_requested: bool = False
-    updated_at: float = 0.0
-
-    @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Job:
-        data = dict(row)
-        for name in JSON_COLUMNS:
-            if data.get(name) is not None:
-                data[name] = json.loads(data[name])
-        data["state"] = JobState(data["state"])
-        for name in ("oss", "private", "cancel_requested"):
-            data[name] = bool(data[name])
-        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL
-
-    @property
-    def seed(self) -> int | None:
-        return self.options.get("seed")
-
-
-_FIELDS = {f.name for f in fields(Job)}
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: jobs and a key-value table for facts about the bot itself (command tree hash).
@@ -155,20 +75,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE team_settings (team_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
     """,
 )
-
-
-class QueuedJob(NamedTuple):
-    """Just what admission order needs, read without decoding whole rows."""
-
-    id: str
-    team_id: str
-    user_id: str
-    created_at: float
-
-
-def new_job_id() -> str:
-    """Short, unguessable, safe in a Discord custom_id and easy to read aloud."""
-    return secrets.token_hex(4)
 
 
 class Store:
@@ -240,13 +146,61 @@ class Store:
             return None
         return await self.get_job(job_id)
 
-    async def jobs(self, where: str = "1", params: Iterable[Any] = (), *, order: str = "created_at",
-                   limit: int | None = None) -> list[Job]:
+    async def _select(self, where: str = "1", params: Iterable[Any] = (), *,
+                      order: str = "created_at", limit: int | None = None) -> list[Job]:
         sql = f"SELECT * FROM jobs WHERE {where} ORDER BY {order}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         async with self.db.execute(sql, tuple(params)) as cur:
             return [Job.from_row(row) for row in await cur.fetchall()]
+
+    async def jobs(self) -> list[Job]:
+        """Every job, oldest first (tests, benchmarks and small tools)."""
+        return await self._select()
+
+    async def user_jobs(self, platform: str, team_id: str, user_id: str, limit: int) -> list[Job]:
+        """A person's newest jobs in one team, newest first."""
+        return await self._select(
+            "platform = ? AND team_id = ? AND user_id = ?", [platform, team_id, user_id],
+            order="created_at DESC, id DESC", limit=limit)
+
+    async def changed_since(self, since: float) -> list[Job]:
+        return await self._select("updated_at >= ?", [since])
+
+    async def old_videos(self, before: float) -> list[Job]:
+        """Ended jobs whose video file is still on disk and older than `before`."""
+        return await self._select(
+            f"video_path IS NOT NULL AND state IN {TERMINAL_SQL}"
+            " AND COALESCE(delivered_at, finished_at, updated_at) < ?", [before])
+
+    async def usage_totals(self, team_id: str, since: float,
+                           user_id: str | None = None) -> tuple[float, float, int]:
+        """Video-seconds made (the provider's usage) and still on their way (expected), and
+        the number of jobs, in a team (or of one person) since `since`."""
+        where = "team_id = ? AND created_at >= ?"
+        params: list[Any] = [team_id, since]
+        if user_id is not None:
+            where += " AND user_id = ?"
+            params.append(user_id)
+        sql = (
+            "SELECT COALESCE(SUM(CASE WHEN usage IS NOT NULL"
+            " THEN json_extract(usage, '$.video_duration') END), 0),"
+            " COALESCE(SUM(CASE WHEN usage IS NULL AND state NOT IN"
+            f" {TERMINAL_SQL} THEN expected_seconds END), 0),"
+            f" COUNT(*) FROM jobs WHERE {where}"
+        )
+        async with self.db.execute(sql, params) as cur:
+            made, pending, count = await cur.fetchone()  # type: ignore[misc]
+        return float(made), float(pending), int(count)
+
+    async def unfinished_count(self, team_id: str, user_id: str) -> int:
+        sql = (
+            "SELECT COUNT(*) FROM jobs WHERE team_id = ? AND user_id = ?"
+            f" AND state NOT IN {TERMINAL_SQL}"
+        )
+        async with self.db.execute(sql, (team_id, user_id)) as cur:
+            (count,) = await cur.fetchone()  # type: ignore[misc]
+        return int(count)
 
     async def jobs_in(self, states: Iterable[JobState], model: str | None = None) -> list[Job]:
         states = [str(s) for s in states]
@@ -254,7 +208,7 @@ class Store:
         if model is not None:
             where += " AND model = ?"
             states.append(model)
-        return await self.jobs(where, states)
+        return await self._select(where, states)
 
     async def queued(self, model: str) -> list[QueuedJob]:
         sql = ("SELECT id, team_id, user_id, created_at FROM jobs"
@@ -332,7 +286,7 @@ def _to_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     """Python values to SQLite ones: JSON for structures, ints for flags, text for states."""
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if name not in _FIELDS:
+        if name not in FIELDS:
             raise KeyError(f"jobs has no column {name}")
         if name in JSON_COLUMNS and value is not None:
             value = json.dumps(value)

@@ -19,8 +19,7 @@ from typing import Any
 import aiohttp
 
 from bot.config import Settings, settings_or_exit
-from bot.engine.engine import Engine, JobUpdate
-from bot.engine.store import Job, JobState, Store
+from bot.engine import Engine, Job, JobState, JobUpdate, Store
 from bot.errors import ApiError, InputError, describe
 from bot.frontends.common.intake import Ask, Owner, build_request
 from bot.logs import setup_logging
@@ -170,7 +169,7 @@ async def generate(args: argparse.Namespace, settings: Settings) -> int:
         client = DashScope(session, settings.base_url, settings.dashscope_api_key,
                            timeout_s=settings.http_timeout_s)
         engine = Engine(store, client, settings)
-        media = MediaContext(web, settings, client.upload)
+        media = MediaContext(web, settings, engine.upload)
         try:
             return await _run_job(args, settings, engine, media)
         finally:
@@ -223,7 +222,7 @@ async def check(settings: Settings) -> int:
 
 def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(list(argv))
-    settings = settings_or_exit(need_discord=False)
+    settings = settings_or_exit(need_discord=False, known_models=catalog.MODELS)
     setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level,
                   [settings.dashscope_api_key])
     if args.action == "check":

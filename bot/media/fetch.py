@@ -21,8 +21,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.errors import InputError
+from bot.units import MiB, format_mb
 
-MiB = 1024 * 1024
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 FILE_BUFFER_BYTES = MiB  # batch disk writes so each worker-thread hop moves a useful amount
@@ -39,12 +39,6 @@ Lookup = Callable[[str, int, int], Awaitable[list[str]]]  # (host, port, family)
 class BlockedAddress(OSError):
     """A host resolved to an address the guard refuses. An OSError, so that aiohttp's connector
     passes it on (as `ClientConnectorDNSError.os_error`) instead of swallowing it."""
-
-
-def format_mb(n_bytes: float) -> str:
-    """Megabytes for people: 10, 12.3, 0.5, 1234."""
-    mb = n_bytes / MiB
-    return f"{mb:.0f}" if mb >= 100 else f"{mb:.3g}"
 
 
 def over_limit(max_bytes: int, size: int | None = None) -> str:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
 from bot.errors import InputError
+from bot.units import MiB
 
-MiB = 1024 * 1024
 SEED_MAX = 2_147_483_647
 KF2V_ENDPOINT = "services/aigc/image2video/video-synthesis"
 I2V_ENDPOINT = "services/aigc/video-generation/video-synthesis"
-REGIONS = ("singapore", "beijing", "virginia")
+BEIJING = timezone(timedelta(hours=8))  # the provider's timestamps are UTC+8
+OSS_HEADER = "X-DashScope-OssResourceResolve"  # `enable`: the provider reads oss:// inputs
 
 
 class Command(StrEnum):

@@ -25,8 +25,8 @@ from uuid import uuid4
 import aiohttp
 from aiohttp import web
 
+from bot.config import REGIONS
 from bot.provider.catalog import (
-    REGIONS,
     InputField,
     Model,
     expected_seconds,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from bot.engine.store import MIGRATIONS, Job, JobState, Store
+from bot.engine import Job, JobState, Store
+from bot.engine.store import MIGRATIONS
 
 
 def make_job(job_id: str = "j1", **changes: object) -> Job:

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from bot.config import REGIONS
 from bot.errors import InputError
 from bot.provider import catalog
-from bot.provider.catalog import MODELS, REGIONS, SEED_MAX, Command, Model, Option
+from bot.provider.catalog import MODELS, SEED_MAX, Command, Model, Option
 
 LINK = "https://example.com/input"
 # The option a refusal names when it differs from the parameter's name.

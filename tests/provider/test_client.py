@@ -16,14 +16,8 @@ import pytest
 
 from bot.errors import ApiError
 from bot.provider import catalog
-from bot.provider.client import (
-    TERMINAL,
-    DashScope,
-    Task,
-    TaskStatus,
-    error_from_response,
-    parse_time,
-)
+from bot.provider.client import DashScope, error_from_response
+from bot.provider.tasks import TERMINAL, Task, TaskStatus, parse_time
 from bot.sim.media import make_mp4
 from bot.sim.server import SimConfig, Simulator
 from bot.sim.state import ManualClock
@@ -499,8 +493,8 @@ async def test_each_request_is_logged(
     """DEBUG lines carry method, path, status and elapsed time."""
     caplog.set_level(logging.DEBUG, logger="bot.provider.client")
     await client.get_task("abc")
-    assert any(r.name == "bot.provider.client" and "GET /api/v1/tasks/abc -> 200 in" in r.getMessage()
-               for r in caplog.records)
+    assert any(r.name == "bot.provider.client"
+               and "GET /api/v1/tasks/abc -> 200 in" in r.getMessage() for r in caplog.records)
 
 
 # --- parsing -----------------------------------------------------------------------------------

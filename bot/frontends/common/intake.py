@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.engine.engine import JobRequest
+from bot.engine import JobRequest
 from bot.errors import InputError
 from bot.media.prepare import MediaContext, MediaSource, Prepared, prepare
 from bot.media.probe import VideoInfo

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from bot.engine.store import Job, JobRequest
+from bot.engine import Job, JobRequest
 from bot.errors import InputError
 from bot.provider import catalog
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.engine.store import Store
+from bot.engine import Store
 from bot.errors import InputError
 from bot.frontends.common import teams
 from bot.frontends.common.teams import DAY_S, TeamSettings, Usage

@@ -11,8 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.engine.engine import JobRequest
-from bot.engine.store import TERMINAL_SQL, Store
+from bot.engine import JobRequest, Store
 from bot.errors import WanbotError
 
 DAY_S = 86_400
@@ -81,31 +80,11 @@ class Usage:
 
 
 async def usage(store: Store, team_id: str, since: float, user_id: str | None = None) -> Usage:
-    where = "team_id = ? AND created_at >= ?"
-    params: list[Any] = [team_id, since]
-    if user_id is not None:
-        where += " AND user_id = ?"
-        params.append(user_id)
-    sql = (
-        "SELECT COALESCE(SUM(CASE WHEN usage IS NOT NULL"
-        " THEN json_extract(usage, '$.video_duration') END), 0),"
-        " COALESCE(SUM(CASE WHEN usage IS NULL AND state NOT IN"
-        f" {TERMINAL_SQL} THEN expected_seconds END), 0),"
-        f" COUNT(*) FROM jobs WHERE {where}"
-    )
-    async with store.db.execute(sql, params) as cur:
-        made, pending, count = await cur.fetchone()  # type: ignore[misc]
-    return Usage(float(made), float(pending), int(count))
+    return Usage(*await store.usage_totals(team_id, since, user_id))
 
 
 async def unfinished(store: Store, team_id: str, user_id: str) -> int:
-    sql = (
-        "SELECT COUNT(*) FROM jobs WHERE team_id = ? AND user_id = ?"
-        f" AND state NOT IN {TERMINAL_SQL}"
-    )
-    async with store.db.execute(sql, (team_id, user_id)) as cur:
-        (count,) = await cur.fetchone()  # type: ignore[misc]
-    return int(count)
+    return await store.unfinished_count(team_id, user_id)
 
 
 async def check_admission(store: Store, request: JobRequest, now: float) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import discord
 
-from bot.engine.store import Job, Store
+from bot.engine import Job, Store
 from bot.frontends.common import teams
 from bot.frontends.discord.job_messages import roles_text
 

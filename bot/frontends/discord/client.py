@@ -16,8 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings, settings_or_exit
-from bot.engine.engine import Engine
-from bot.engine.store import Store
+from bot.engine import Engine, Store
 from bot.frontends.discord.delivery import DiscordDeliverer
 from bot.frontends.discord.job_actions import JobActions
 from bot.frontends.discord.progress import ProgressBoard
@@ -25,6 +24,7 @@ from bot.frontends.discord.submit import Submitter
 from bot.logs import setup_logging
 from bot.media.fetch import guarded_session
 from bot.media.prepare import MediaContext
+from bot.provider import catalog
 from bot.provider.client import DashScope
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class WanBot(commands.Bot):
     def media_context(self) -> MediaContext:
         assert self.media_session is not None, "setup_hook opens the media session"
         return MediaContext.from_settings(self.media_session, self.settings,
-                                          uploader=self.engine.client.upload)
+                                          uploader=self.engine.upload)
 
     async def sync_commands(self) -> None:
         """Sync the command tree only when it changed since the last sync (hash in the store)."""
@@ -146,7 +146,7 @@ async def run(settings: Settings) -> None:
 
 
 def main(argv: list[str]) -> int:
-    settings = settings_or_exit()
+    settings = settings_or_exit(known_models=catalog.MODELS)
     setup_logging(settings.log_level, [settings.dashscope_api_key, settings.discord_token])
     try:
         asyncio.run(run(settings))

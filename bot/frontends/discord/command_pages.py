@@ -13,8 +13,7 @@ from typing import Any
 
 import discord
 
-from bot.engine.engine import JobUpdate
-from bot.engine.store import Job, JobState
+from bot.engine import Job, JobState, JobUpdate
 from bot.errors import describe
 from bot.frontends.common.team_admin import UsageReport
 from bot.frontends.common.teams import TeamSettings, Usage

@@ -16,8 +16,7 @@ from typing import Any
 import discord
 
 from bot.clock import Clock
-from bot.engine.results import RESULT_TTL_S
-from bot.engine.store import Job, Store
+from bot.engine import RESULT_TTL_S, Job, Store
 from bot.errors import Undeliverable
 from bot.frontends.discord.components import result_view
 from bot.frontends.discord.gallery import Gallery

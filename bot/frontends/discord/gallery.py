@@ -15,7 +15,7 @@ from typing import Any
 
 import discord
 
-from bot.engine.store import Job, Store
+from bot.engine import Job, Store
 from bot.frontends.common import teams
 from bot.frontends.discord.components import result_view
 from bot.frontends.discord.job_messages import gallery_embed, gallery_footer, link_text, no_mentions

@@ -22,6 +22,7 @@ from bot.frontends.common.teams import TeamSettings
 from bot.media.prepare import MIME, Attachment, MediaSource
 from bot.provider import catalog
 from bot.provider.catalog import Command, MediaKind, MediaLimits, Model
+from bot.units import MiB
 
 # Content types Discord (or a browser) may declare, beyond the standard ones in MIME.
 ALIASES = {"image/jpg": "jpeg", "audio/x-wav": "wav", "audio/wave": "wav",
@@ -52,7 +53,7 @@ def accepts(command: Command, field: str, what: str) -> str:
     """An attachment option's description: what it is and the file types the models take."""
     limits = [f.limits for m in catalog.models_for(command) for f in m.inputs if f.name == field]
     formats = frozenset().union(*(lim.formats for lim in limits))
-    top_mb = max(lim.max_bytes for lim in limits) // catalog.MiB
+    top_mb = max(lim.max_bytes for lim in limits) // MiB
     return f"{what}: {format_names(formats)}, up to {top_mb} MB"[:100]
 
 
@@ -105,7 +106,7 @@ def check_inputs(ask: Ask) -> None:
         option = ask.option_names.get(field.name, field.name)
         items = list(ask.inputs.get(field.name, ()))
         for number, item in enumerate(items, start=1):
-            label = f"{option}{number}" if len(items) > 1 else option  # as bot.frontends.common.intake names them
+            label = f"{option}{number}" if len(items) > 1 else option  # as intake names them
             if isinstance(item, Attachment):
                 check_declared(item, field.limits, label)
 

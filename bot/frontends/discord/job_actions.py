@@ -1,6 +1,6 @@
 """What the job buttons and the edit-and-rerun form do.
 
-Each click reads its job from the store, checks who may (bot.frontends.discord.access), and answers the
+Each click reads its job from the store, checks who may (`access`), and answers the
 interaction exactly once; a refusal is an ephemeral note and changes nothing. Reruns take the
 same path as commands (roles, limits at admission, progress), as the person who clicked.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.engine.store import Job, JobRequest
+from bot.engine import Job, JobRequest
 from bot.errors import InputError
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
 from bot.frontends.discord.access import generate_refusal, may_manage

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.engine.engine import CancelOutcome, JobUpdate
-from bot.engine.store import Job, JobState
+from bot.engine import CancelOutcome, Job, JobState, JobUpdate
 from bot.errors import describe
 
 BAR_CELLS = 12

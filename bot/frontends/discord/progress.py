@@ -19,8 +19,7 @@ from typing import Any
 import discord
 
 from bot.clock import Clock
-from bot.engine.engine import Engine, JobUpdate
-from bot.engine.store import Job, JobState
+from bot.engine import Engine, Job, JobState, JobUpdate
 from bot.frontends.discord.components import progress_view
 from bot.frontends.discord.job_messages import progress_embed
 from bot.frontends.discord.video_posts import interaction_webhook, token_alive
@@ -188,6 +187,6 @@ class ProgressBoard:
         jobs = await self.engine.store.jobs_in(ACTIVE)
         if since_s > 0:
             cutoff = self.engine.clock.now() - since_s
-            jobs += await self.engine.store.jobs("updated_at >= ?", [cutoff])
+            jobs += await self.engine.store.changed_since(cutoff)
         unique = {job.id: job for job in jobs if job.progress_ref}
         return list(unique.values())

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.engine.engine import JobUpdate
-from bot.engine.store import Job, JobRequest
+from bot.engine import Job, JobRequest, JobUpdate
 from bot.frontends.common import teams
 from bot.frontends.common.teams import LimitError
 from bot.frontends.discord.job_messages import (

@@ -19,11 +19,12 @@ from typing import Any
 import discord
 from discord.utils import MISSING
 
-from bot.engine.store import Job
+from bot.engine import Job
+from bot.units import MiB
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # a guild without boosts, and direct messages
+DEFAULT_UPLOAD_LIMIT = 10 * MiB  # a guild without boosts, and direct messages
 TOO_LARGE = 413
 FIND_LIMIT = 200  # messages searched for a post made just before a crash
 TOKEN_MARGIN_S = 10.0  # an interaction token this close to its end is not used any more

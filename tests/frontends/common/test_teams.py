@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.engine.engine import JobRequest
-from bot.engine.store import JobState, Store
+from bot.engine import JobRequest, JobState, Store
 from bot.frontends.common import teams
 from bot.frontends.common.teams import LimitError, TeamSettings
 from tests.engine.test_store import make_job

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine.engine import JobRequest
-from bot.engine.store import JobState
+from bot.engine import JobRequest, JobState
 from bot.frontends.common import teams
 from bot.frontends.common.teams import DAY_S, LimitError, TeamSettings
 from bot.frontends.discord.command_pages import NOT_ALLOWED

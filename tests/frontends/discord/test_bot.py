@@ -14,7 +14,7 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.engine.store import JobState
+from bot.engine import JobState
 from bot.frontends.discord.client import run
 from bot.provider.catalog import Command, option_values
 from tests.discord_stack import Stack, die_after_posting, image, reply

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine.store import Job, JobState
+from bot.engine import Job, JobState
 from bot.frontends.common.reruns import UPLOAD_KEEP_S
 from bot.frontends.discord.components import Action, progress_actions, result_actions
 from bot.frontends.discord.job_messages import NOT_YOURS

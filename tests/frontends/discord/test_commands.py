@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine.store import JobState
+from bot.engine import JobState
 from bot.provider.catalog import MiB
 from bot.sim.media import make_mp4, make_wav
 from tests.discord_stack import Stack, image, png, reply

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.engine.store import Job, JobState, Store
+from bot.engine import Job, JobState, Store
 from tests.discord_stack import (
     EDITS,
     MESSAGES,

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine.engine import JobRequest
-from bot.engine.store import AT_PROVIDER, JobState
+from bot.engine import AT_PROVIDER, JobRequest, JobState
 from bot.errors import describe
 from tests.discord_stack import Stack, png
 from tests.pages_support import add_job, buttons, fields, private_answer

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from bot.engine.store import Job, JobState
+from bot.engine import Job, JobState
 from tests.discord_stack import Stack, die_after_posting, image, labels
 from tests.fakediscord import FakeMessage, InteractionRecord
 

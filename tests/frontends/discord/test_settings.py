@@ -1,5 +1,5 @@
 """Team settings applied by the bot through discord.py, each written to the store with
-`bot.frontends.common.teams.save` and taking effect without a restart: roles that may generate, default model
+`teams.save` and taking effect without a restart: roles that may generate, default model
 and resolution, limits at admission (and their messages), and the gallery channel."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine.store import Job, JobState
+from bot.engine import Job, JobState
 from bot.frontends.common.teams import DAY_S, day_start
 from tests.discord_stack import Stack, image, labels, reply
 from tests.fakediscord import FakeMessage

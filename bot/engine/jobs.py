@@ -1,0 +1,115 @@
+"""A job as the engine keeps it: its states, the request a front end makes, and its life.
+
+`Job` extends `JobRequest`, so a request becomes a job by adding what happens to it; both are
+frozen, and every change goes through the store.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"  # waiting in our queue for a slot of its model
+    SUBMITTING = "submitting"  # the create request is (or may have been) sent; no task id yet
+    PENDING = "pending"  # the provider holds the task, not started
+    RUNNING = "running"  # the provider is generating
+    SUCCEEDED = "succeeded"  # the provider finished; the video is being fetched
+    DELIVERING = "delivering"  # the front end is posting the result
+    DELIVERED = "delivered"  # posted; done
+    FAILED = "failed"  # the provider or our checks refused it; done
+    CANCELED = "canceled"  # stopped by a person; done
+    EXPIRED = "expired"  # the provider forgot the task or its result before we fetched it
+
+
+TERMINAL = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
+AT_PROVIDER = frozenset({JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING})
+
+JSON_COLUMNS = ("media", "options", "notes", "usage", "progress_ref", "delivery", "display")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    """Everything a front end knows about a new job, already checked."""
+
+    platform: str
+    team_id: str
+    channel_id: str
+    user_id: str
+    command: str
+    model: str
+    media: dict[str, Any] = field(default_factory=dict)  # body field -> URL or list of URLs
+    options: dict[str, Any] = field(default_factory=dict)  # the resolved parameters
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    oss: bool = False  # the inputs include oss:// uploads
+    notes: list[str] = field(default_factory=list)  # repairs made to the input
+    display: dict[str, Any] = field(default_factory=dict)  # front-end facts (file names ...)
+    private: bool = False
+    expected_seconds: float = 0.0  # video-seconds this job will produce
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(JobRequest):
+    """A request and its life so far: one row of `jobs`."""
+
+    id: str
+    state: JobState
+    created_at: float
+    task_id: str | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    delivered_at: float | None = None
+    provider_seconds: float | None = None  # provider submit -> end, for the poll policy
+    attempts: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    result_url: str | None = None
+    usage: dict[str, Any] | None = None
+    actual_prompt: str | None = None
+    video_path: str | None = None
+    progress_ref: dict[str, Any] | None = None  # where the front end shows progress
+    delivery: dict[str, Any] | None = None  # where the front end posted the result
+    cancel_requested: bool = False
+    updated_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Job:
+        data = dict(row)
+        for name in JSON_COLUMNS:
+            if data.get(name) is not None:
+                data[name] = json.loads(data[name])
+        data["state"] = JobState(data["state"])
+        for name in ("oss", "private", "cancel_requested"):
+            data[name] = bool(data[name])
+        return cls(**{k: v for k, v in data.items() if k in FIELDS})
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def seed(self) -> int | None:
+        return self.options.get("seed")
+
+
+FIELDS = frozenset(f.name for f in fields(Job))
+
+class QueuedJob(NamedTuple):
+    """Just what admission order needs, read without decoding whole rows."""
+
+    id: str
+    team_id: str
+    user_id: str
+    created_at: float
+
+
+def new_job_id() -> str:
+    """Short, unguessable, safe in a Discord custom_id and easy to read aloud."""
+    return secrets.token_hex(4)
