@@ -171,7 +171,7 @@ class Generate(commands.Cog):
                      make_ask: MakeAsk) -> None:
         """Acknowledge at once; then check who may, check the inputs, queue, show progress."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        async with self.bot.command_running():
+        async with self.bot.lifecycle.command_running():
             team_id = str(interaction.guild_id or 0)
             refusal = await generate_refusal(self.bot, self.bot.store, interaction, team_id)
             if refusal is not None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import signal
-from collections.abc import AsyncIterator
 
 import aiohttp
 import discord
@@ -17,6 +15,7 @@ from discord.ext import commands
 
 from bot.config import Settings, settings_or_exit
 from bot.engine import Engine, Store
+from bot.frontends.common.lifecycle import RESTARTING, Lifecycle
 from bot.frontends.discord.delivery import DiscordDeliverer
 from bot.frontends.discord.job_actions import JobActions
 from bot.frontends.discord.progress import ProgressBoard
@@ -51,12 +50,22 @@ class WanBot(commands.Bot):
         self.engine = engine
         self.session = session  # the provider's; user media go through `media_session`
         self.media_session: aiohttp.ClientSession | None = None
+        self.lifecycle = Lifecycle()
         self.progress = ProgressBoard(self, engine, interval_s=settings.progress_interval_s)
         self.deliverer = DiscordDeliverer(self, store, engine.clock)
-        self.submitter = Submitter(self)  # queues and shows jobs: commands and reruns
-        self.actions = JobActions(self)  # what the job buttons do
-        self.closing = False
-        self._commands: set[asyncio.Task[object]] = set()
+        # queues and shows jobs: commands and reruns
+        self.submitter = Submitter(self, engine, store, self.progress)
+        self.actions = JobActions(self, engine, store, lifecycle=self.lifecycle,
+                                  progress=self.progress, deliverer=self.deliverer,
+                                  submitter=self.submitter)  # what the job buttons do
+
+    @property
+    def closing(self) -> bool:
+        return self.lifecycle.closing
+
+    @closing.setter
+    def closing(self, value: bool) -> None:
+        self.lifecycle.closing = value
 
     async def setup_hook(self) -> None:
         self.media_session = guarded_session(self.settings.trusted_hosts)
@@ -88,27 +97,12 @@ class WanBot(commands.Bot):
             await self.store.set_meta(key, digest)
             log.info("synced %d commands to %s", len(payload), scope)
 
-    @contextlib.asynccontextmanager
-    async def command_running(self) -> AsyncIterator[None]:
-        """Marks a command that is checking or queueing a job: a shutdown lets it finish."""
-        task = asyncio.current_task()
-        assert task is not None, "commands run in tasks"
-        self._commands.add(task)
-        try:
-            yield
-        finally:
-            self._commands.discard(task)
-
     async def close(self) -> None:
         """Stop taking commands, let running ones finish their writes, stop the engine (its
         state is in the store), show the last progress, then disconnect. A second call while
         that goes on (a second Ctrl-C) disconnects at once."""
         if not self.closing:
-            self.closing = True
-            if self._commands:
-                _, late = await asyncio.wait(set(self._commands), timeout=DRAIN_S)
-                for task in late:
-                    task.cancel()  # stuck (a slow download, most likely): asked again later
+            await self.lifecycle.drain(DRAIN_S)
             await self.engine.stop()
             await self.progress.close(settle_s=SETTLE_S)
             if self.media_session is not None:
@@ -119,8 +113,7 @@ class WanBot(commands.Bot):
 class WanTree(app_commands.CommandTree["WanBot"]):
     async def interaction_check(self, interaction: discord.Interaction[WanBot]) -> bool:
         if interaction.client.closing:
-            await interaction.response.send_message(
-                "The bot is restarting; please try again in a minute.", ephemeral=True)
+            await interaction.response.send_message(RESTARTING, ephemeral=True)
             return False
         return True
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 import discord
 
 from bot.engine import Job, JobState
 from bot.frontends.common.reruns import editable
 from bot.provider import catalog
-
-if TYPE_CHECKING:
-    from bot.frontends.discord.client import WanBot
 
 JOB_ID = r"(?P<id>[0-9a-f]{1,32})"
 FORM = re.compile(rf"wan:editform:{JOB_ID}")
@@ -48,6 +45,22 @@ LOOKS = {
 BUTTON = re.compile(rf"wan:(?P<action>{'|'.join(Action)}):{JOB_ID}")
 
 
+class ButtonHandler(Protocol):
+    """What a click on a job button or a submitted edit form is handed to (`JobActions`)."""
+
+    async def on_button(self, interaction: discord.Interaction[Any], action: Action,
+                        job_id: str) -> None: ...
+
+    async def on_form(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
+
+
+class HasButtonHandler(Protocol):
+    """A client that knows its button handler: the buttons need nothing else of it."""
+
+    @property
+    def actions(self) -> ButtonHandler: ...
+
+
 def custom_id(action: Action, job_id: str) -> str:
     return f"wan:{action}:{job_id}"
 
@@ -68,8 +81,8 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON)
         return cls(Action(match["action"]), match["id"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot: WanBot = interaction.client
-        await bot.actions.on_button(interaction, self.action, self.job_id)
+        client = cast(HasButtonHandler, interaction.client)
+        await client.actions.on_button(interaction, self.action, self.job_id)
 
 
 def view_of(job: Job, actions: list[Action]) -> discord.ui.View | None:

@@ -12,23 +12,23 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
-from bot.engine import Job, JobRequest
+from bot.engine import Engine, Job, JobRequest, Store
 from bot.errors import InputError
+from bot.frontends.common.lifecycle import RESTARTING, Lifecycle
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
 from bot.frontends.discord.access import generate_refusal, may_manage
 from bot.frontends.discord.components import Action, actions_on, edit_form, form_values, view_of
-from bot.frontends.discord.delivery import VideoGone
+from bot.frontends.discord.delivery import DiscordDeliverer, VideoGone
 from bot.frontends.discord.gallery import jump_url
 from bot.frontends.discord.job_messages import (
     INPUTS_GONE,
     NOT_YOURS,
     NOTHING_TO_EDIT,
     ONLY_REQUESTER,
-    RESTARTING,
     UNKNOWN_JOB,
     VIDEO_GONE,
     apology,
@@ -37,9 +37,8 @@ from bot.frontends.discord.job_messages import (
     input_error_text,
     shared_text,
 )
-
-if TYPE_CHECKING:
-    from bot.frontends.discord.client import WanBot
+from bot.frontends.discord.progress import ProgressBoard
+from bot.frontends.discord.submit import Submitter
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,16 @@ async def answer(interaction: Interaction, text: str) -> None:
 
 
 class JobActions:
-    def __init__(self, bot: WanBot) -> None:
-        self.bot = bot
+    def __init__(self, client: discord.Client, engine: Engine, store: Store, *,
+                 lifecycle: Lifecycle, progress: ProgressBoard, deliverer: DiscordDeliverer,
+                 submitter: Submitter) -> None:
+        self.client = client
+        self.engine = engine
+        self.store = store
+        self.lifecycle = lifecycle
+        self.progress = progress
+        self.deliverer = deliverer
+        self.submitter = submitter
         self._sharing: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def on_button(self, interaction: Interaction, action: Action, job_id: str) -> None:
@@ -73,13 +80,13 @@ class JobActions:
     async def _run(self, interaction: Interaction, job_id: str, handler: Handler) -> None:
         """Find the job and run the handler; anything unexpected gets an apology."""
         try:
-            job = await self.bot.store.get_job(job_id)
-            if self.bot.closing:
+            job = await self.store.get_job(job_id)
+            if self.lifecycle.closing:
                 await answer(interaction, RESTARTING)
             elif job is None or job.platform != "discord":
                 await answer(interaction, UNKNOWN_JOB)
             else:
-                async with self.bot.command_running():
+                async with self.lifecycle.command_running():
                     await handler(interaction, job)
         except Exception:
             log.exception("button on job %s failed (reference %s)", job_id, interaction.id)
@@ -89,21 +96,21 @@ class JobActions:
     # --- the buttons ----------------------------------------------------------------------
 
     async def cancel(self, interaction: Interaction, job: Job) -> None:
-        if not await may_manage(self.bot, interaction, job):
+        if not await may_manage(self.client, interaction, job):
             await answer(interaction, NOT_YOURS)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        outcome = await self.bot.engine.cancel(job.id)
+        outcome = await self.engine.cancel(job.id)
         await answer(interaction, cancel_text(job.id, outcome))
-        current = await self.bot.store.get_job(job.id)
+        current = await self.store.get_job(job.id)
         if current is not None:  # a cancel of a running job changes no state: show it now
-            await self.bot.progress.on_update(await self.bot.engine.update_for(current))
+            await self.progress.on_update(await self.engine.update_for(current))
 
     async def rerun(self, interaction: Interaction, job: Job) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         request = await self._again(interaction, job, None)
         if request is not None:
-            await self.bot.submitter.submit(interaction, request)
+            await self.submitter.submit(interaction, request)
 
     async def edit(self, interaction: Interaction, job: Job) -> None:
         """Open the form, filled in from the job (checked first: a form cannot refuse)."""
@@ -127,7 +134,7 @@ class JobActions:
         edit = Edit(values.get("prompt"), values.get("negative_prompt"), seed)
         request = await self._again(interaction, job, edit)
         if request is not None:
-            await self.bot.submitter.submit(interaction, request)
+            await self.submitter.submit(interaction, request)
 
     async def share(self, interaction: Interaction, job: Job) -> None:
         """Post a private video to its channel, once; the Share button goes at once."""
@@ -147,7 +154,7 @@ class JobActions:
         await interaction.followup.send(text, ephemeral=True)
 
     async def delete(self, interaction: Interaction, job: Job) -> None:
-        if not await may_manage(self.bot, interaction, job):
+        if not await may_manage(self.client, interaction, job):
             await answer(interaction, NOT_YOURS)
             return
         message = interaction.message
@@ -161,8 +168,8 @@ class JobActions:
 
     async def _refusal(self, interaction: Interaction, job: Job) -> str | None:
         """Why this person may not make this job again; None when they may."""
-        refusal = await generate_refusal(self.bot, self.bot.store, interaction, job.team_id)
-        if refusal is None and inputs_expired(job, self.bot.engine.clock.now()):
+        refusal = await generate_refusal(self.client, self.store, interaction, job.team_id)
+        if refusal is None and inputs_expired(job, self.engine.clock.now()):
             refusal = INPUTS_GONE
         return refusal
 
@@ -186,18 +193,18 @@ class JobActions:
 
     async def _shared(self, job: Job) -> dict[str, Any] | None:
         """Where the share went: recorded, found (after a crash), or posted now."""
-        job = await self.bot.store.get_job(job.id) or job
+        job = await self.store.get_job(job.id) or job
         delivery = job.delivery or {}
-        where = delivery.get("shared") or await self.bot.deliverer.find_share(job)
+        where = delivery.get("shared") or await self.deliverer.find_share(job)
         if where is None:
             try:
-                where = await self.bot.deliverer.share(job)
+                where = await self.deliverer.share(job)
             except VideoGone:
                 return None
-        await self.bot.store.update_job(job.id, delivery={**delivery, "shared": where})
+        await self.store.update_job(job.id, delivery={**delivery, "shared": where})
         return dict(where)
 
     async def _note_deleted(self, job: Job, message_id: str) -> None:
         delivery = job.delivery or {}
         if delivery.get("message_id") == message_id:
-            await self.bot.store.update_job(job.id, delivery={**delivery, "deleted": True})
+            await self.store.update_job(job.id, delivery={**delivery, "deleted": True})

@@ -247,7 +247,6 @@ CANCELED = {
 NOT_YOURS = "Only the person who started this job, or a server admin, can do that."
 ONLY_REQUESTER = "Only the person who started this job can do that."
 UNKNOWN_JOB = "I cannot find this job any more."
-RESTARTING = "The bot is restarting; please try again in a minute."
 INPUTS_GONE = ("The provider keeps uploaded files for 48 hours and this job's are gone, so it "
                "cannot be made again. Please run the command again with the files.")
 VIDEO_GONE = "This video is no longer kept, so it cannot be shared; Rerun makes it again."

@@ -10,11 +10,11 @@ ephemeral answer, edited while its token lives.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
-from bot.engine import Job, JobRequest, JobUpdate
+from bot.engine import Engine, Job, JobRequest, JobUpdate, Store
 from bot.frontends.common import teams
 from bot.frontends.common.teams import LimitError
 from bot.frontends.discord.job_messages import (
@@ -25,25 +25,26 @@ from bot.frontends.discord.job_messages import (
     private_text,
     queued_text,
 )
-from bot.frontends.discord.progress import Face
+from bot.frontends.discord.progress import Face, ProgressBoard
 from bot.frontends.discord.video_posts import interaction_ref
-
-if TYPE_CHECKING:
-    from bot.frontends.discord.client import WanBot
 
 log = logging.getLogger(__name__)
 
 
 class Submitter:
-    def __init__(self, bot: WanBot) -> None:
-        self.bot = bot
+    def __init__(self, client: discord.Client, engine: Engine, store: Store,
+                 progress: ProgressBoard) -> None:
+        self.client = client
+        self.engine = engine
+        self.store = store
+        self.progress = progress
 
     async def submit(self, interaction: discord.Interaction[Any],
                      request: JobRequest) -> Job | None:
         """Queue `request` for an interaction deferred ephemerally, and show its progress;
         None when a limit refused it (the person was told)."""
         try:
-            update = await self.bot.engine.submit(request, check=self._within_limits)
+            update = await self.engine.submit(request, check=self._within_limits)
         except LimitError as exc:
             await interaction.followup.send(limit_text(exc.reason, exc.resets_at),
                                             ephemeral=True)
@@ -52,7 +53,7 @@ class Submitter:
         return update.job
 
     async def _within_limits(self, request: JobRequest, now: float) -> None:
-        await teams.check_admission(self.bot.store, request, now)
+        await teams.check_admission(self.store, request, now)
 
     async def _publish(self, interaction: discord.Interaction[Any], update: JobUpdate) -> None:
         """Show the progress; without a place to show it the job is stopped, not orphaned."""
@@ -64,7 +65,7 @@ class Submitter:
             message = await self._show_public(interaction, update)
         except Exception:
             log.exception("job %s: could not show its progress", job.id)
-            log.info("job %s: stopped: %s", job.id, await self.bot.engine.cancel(job.id))
+            log.info("job %s: stopped: %s", job.id, await self.engine.cancel(job.id))
             await interaction.followup.send(apology(job.id, job=True), ephemeral=True)
             return
         try:
@@ -77,7 +78,7 @@ class Submitter:
         """The progress message in the channel, mentioning the requester."""
         job = update.job
         guild_id = int(job.team_id) if job.team_id.isdigit() else None
-        channel = self.bot.get_partial_messageable(int(job.channel_id), guild_id=guild_id)
+        channel = self.client.get_partial_messageable(int(job.channel_id), guild_id=guild_id)
         face = Face.of(update)
         message = await channel.send(queued_text(job), allowed_mentions=allowed_mentions(job),
                                      **face.send_kwargs())
@@ -94,6 +95,6 @@ class Submitter:
         await self._track(update.job, interaction_ref(interaction, message.id), face)
 
     async def _track(self, job: Job, ref: dict[str, Any], face: Face) -> None:
-        saved = await self.bot.engine.set_progress_ref(job.id, ref)
+        saved = await self.engine.set_progress_ref(job.id, ref)
         if saved is not None:
-            await self.bot.progress.track(await self.bot.engine.update_for(saved), face)
+            await self.progress.track(await self.engine.update_for(saved), face)
