@@ -6,7 +6,7 @@ import logging
 
 import discord
 
-from bot.frontends.discord.command_pages import oops_text
+from bot.frontends.common.texts import oops_text
 
 log = logging.getLogger(__name__)
 

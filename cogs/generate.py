@@ -14,19 +14,20 @@ from discord.ext import commands
 from bot.engine import JobRequest
 from bot.errors import ApiError, InputError
 from bot.frontends.common import teams
+from bot.frontends.common.declared import check_inputs
+from bot.frontends.common.defaults import with_defaults
 from bot.frontends.common.intake import Ask, Owner, build_request, pick
+from bot.frontends.common.options import option_names, parameters
+from bot.frontends.common.texts import apology
 from bot.frontends.discord.access import generate_refusal
 from bot.frontends.discord.inputs import (
     accepts,
     attachment,
-    check_inputs,
     choices,
     link,
     model_choices,
-    options,
-    with_defaults,
 )
-from bot.frontends.discord.job_messages import apology, input_error_text
+from bot.frontends.discord.job_messages import input_error_text
 from bot.provider import catalog
 from bot.provider.catalog import Command
 
@@ -71,12 +72,12 @@ class Generate(commands.Cog):
     ) -> None:
         await self.start(interaction, private, lambda: Ask(
             Command.KF2V, model, prompt, negative_prompt,
-            options(resolution=resolution, prompt_extend=prompt_extend, watermark=watermark,
+            parameters(resolution=resolution, prompt_extend=prompt_extend, watermark=watermark,
                     seed=seed),
             {"first_frame_url": pick("first_frame", attachment(first_frame),
                                      link(first_frame_url)),
              "last_frame_url": pick("last_frame", attachment(last_frame), link(last_frame_url))},
-            {"first_frame_url": "first_frame", "last_frame_url": "last_frame"},
+            option_names(Command.KF2V),
         ))
 
     @app_commands.command(description="A video from one image, with sound on wan2.5.")
@@ -101,11 +102,11 @@ class Generate(commands.Cog):
     ) -> None:
         await self.start(interaction, private, lambda: Ask(
             Command.I2V, model, prompt, negative_prompt,
-            options(resolution=resolution, duration=duration, prompt_extend=prompt_extend,
+            parameters(resolution=resolution, duration=duration, prompt_extend=prompt_extend,
                     watermark=watermark, seed=seed),
             {"img_url": pick("image", attachment(image), link(image_url)),
              "audio_url": pick("audio", attachment(audio), link(audio_url), required=False)},
-            {"img_url": "image", "audio_url": "audio"},
+            option_names(Command.I2V),
         ))
 
     @app_commands.command(description="Animate a person in an image with the moves of a video.")
@@ -126,10 +127,10 @@ class Generate(commands.Cog):
         watermark: bool | None = None, private: bool | None = None,
     ) -> None:
         await self.start(interaction, private, lambda: Ask(
-            Command.ANIMATE, model, None, None, options(mode=mode, watermark=watermark),
+            Command.ANIMATE, model, None, None, parameters(mode=mode, watermark=watermark),
             {"image_url": pick("image", attachment(image), link(image_url)),
              "video_url": pick("video", attachment(video), link(video_url))},
-            {"image_url": "image", "video_url": "video"},
+            option_names(Command.ANIMATE),
         ))
 
     @app_commands.command(description="A video featuring subjects from 1-3 reference images.")
@@ -159,10 +160,10 @@ class Generate(commands.Cog):
                 raise InputError("image1", "attach 1-3 images or give image_urls.")
             role_list = [r.strip() for r in roles.split(",")] if roles else None
             return Ask(Command.REFERENCE, None, prompt, negative_prompt,
-                       options(size=size, obj_or_bg=role_list, prompt_extend=prompt_extend,
+                       parameters(size=size, obj_or_bg=role_list, prompt_extend=prompt_extend,
                                watermark=watermark, seed=seed),
                        {"ref_images_url": [*files, *links]},
-                       {"ref_images_url": "image", "obj_or_bg": "roles"})
+                       option_names(Command.REFERENCE))
         await self.start(interaction, private, ask)
 
     # --- the flow every command shares ---------------------------------------------------

@@ -22,20 +22,13 @@ from bot.config import Settings, settings_or_exit
 from bot.engine import Engine, Job, JobState, JobUpdate, Store
 from bot.errors import ApiError, InputError, describe
 from bot.frontends.common.intake import Ask, Owner, build_request
+from bot.frontends.common.options import INPUTS, option_names, parameters
 from bot.logs import setup_logging
 from bot.media.fetch import guarded_session
 from bot.media.prepare import MediaContext, MediaSource
 from bot.provider import catalog
 from bot.provider.catalog import Command
 from bot.provider.client import DashScope
-
-INPUTS: dict[Command, dict[str, tuple[str, bool]]] = {  # body field -> (flag, required)
-    Command.KF2V: {"first_frame_url": ("first_frame", True),
-                   "last_frame_url": ("last_frame", True)},
-    Command.I2V: {"img_url": ("image", True), "audio_url": ("audio", False)},
-    Command.ANIMATE: {"image_url": ("image", True), "video_url": ("video", True)},
-    Command.REFERENCE: {"ref_images_url": ("image", True)},
-}
 
 
 def _add_options(parser: argparse.ArgumentParser, command: Command) -> None:
@@ -83,23 +76,18 @@ def source(value: str) -> MediaSource:
 def ask_from(args: argparse.Namespace) -> Ask:
     command = Command(args.command)
     inputs: dict[str, list[MediaSource]] = {}
-    names: dict[str, str] = {}
     for field, (flag, _) in INPUTS[command].items():
         given = getattr(args, flag)
         values = given if isinstance(given, list) else [given] if given else []
         inputs[field] = [source(v) for v in values]
-        names[field] = flag
-    options = {k: getattr(args, k, None) for k in
-               ("resolution", "size", "mode", "seed", "prompt_extend", "watermark")}
-    if getattr(args, "duration", None):
-        options["duration"] = int(args.duration)
-    if getattr(args, "roles", None):
-        options["obj_or_bg"] = [r.strip() for r in args.roles.split(",")]
-        names["obj_or_bg"] = "roles"
+    roles = getattr(args, "roles", None)
+    options = parameters(
+        **{k: getattr(args, k, None) for k in ("resolution", "size", "mode", "seed",
+                                                "prompt_extend", "watermark", "duration")},
+        obj_or_bg=[r.strip() for r in roles.split(",")] if roles else None)
     return Ask(command, args.model, getattr(args, "prompt", None),
-               getattr(args, "negative_prompt", None),
-               {k: v for k, v in options.items() if v is not None},
-               {k: v for k, v in inputs.items() if v}, names,
+               getattr(args, "negative_prompt", None), options,
+               {k: v for k, v in inputs.items() if v}, option_names(command),
                display={"out": str(args.out.resolve())})
 
 

@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-RESTARTING = "The bot is restarting; please try again in a minute."
-
 
 class Lifecycle:
     def __init__(self) -> None:

@@ -15,7 +15,8 @@ from discord.ext import commands
 
 from bot.config import Settings, settings_or_exit
 from bot.engine import Engine, Store
-from bot.frontends.common.lifecycle import RESTARTING, Lifecycle
+from bot.frontends.common.lifecycle import Lifecycle
+from bot.frontends.common.texts import RESTARTING
 from bot.frontends.discord.delivery import DiscordDeliverer
 from bot.frontends.discord.job_actions import JobActions
 from bot.frontends.discord.progress import ProgressBoard

@@ -17,6 +17,7 @@ from bot.engine import Job, JobState, JobUpdate
 from bot.errors import describe
 from bot.frontends.common.team_admin import UsageReport
 from bot.frontends.common.teams import TeamSettings, Usage
+from bot.frontends.common.texts import quote
 from bot.frontends.discord.job_messages import (
     COLOURS,
     STATE_TEXT,
@@ -61,11 +62,6 @@ def job_link(job: Job, guild_id: int | str) -> str | None:
     return message_link(guild_id, job.delivery) or message_link(guild_id, job.progress_ref)
 
 
-def quote(text: str, limit: int = 900) -> str:
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return "> " + text.replace("\n", "\n> ")
-
-
 def refusal_text(option: str, message: str) -> str:
     """A setting that cannot be saved: the option, the rule, and that nothing changed."""
     return f"**{option}**: {message}\nNothing was changed."
@@ -74,14 +70,6 @@ def refusal_text(option: str, message: str) -> str:
 def unknown_job_text(job_id: str) -> str:
     shown = f" `{job_id}`" if job_id.isalnum() else ""
     return f"I can't find a job{shown} in this server. /jobs lists yours with their ids."
-
-
-def oops_text(reference: str) -> str:
-    return ("Sorry, something went wrong on our side. Please try again; if it keeps happening, "
-            f"give an admin this reference: `{reference}`.")
-
-
-# --- /jobs ------------------------------------------------------------------------------------
 
 
 def page_count(total: int) -> int:

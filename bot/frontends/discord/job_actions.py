@@ -18,25 +18,25 @@ import discord
 
 from bot.engine import Engine, Job, JobRequest, Store
 from bot.errors import InputError
-from bot.frontends.common.lifecycle import RESTARTING, Lifecycle
+from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
-from bot.frontends.discord.access import generate_refusal, may_manage
-from bot.frontends.discord.components import Action, actions_on, edit_form, form_values, view_of
-from bot.frontends.discord.delivery import DiscordDeliverer, VideoGone
-from bot.frontends.discord.gallery import jump_url
-from bot.frontends.discord.job_messages import (
+from bot.frontends.common.texts import (
     INPUTS_GONE,
     NOT_YOURS,
     NOTHING_TO_EDIT,
     ONLY_REQUESTER,
+    RESTARTING,
     UNKNOWN_JOB,
     VIDEO_GONE,
     apology,
     cancel_text,
     deleted_text,
-    input_error_text,
-    shared_text,
 )
+from bot.frontends.discord.access import generate_refusal, may_manage
+from bot.frontends.discord.components import Action, actions_on, edit_form, form_values, view_of
+from bot.frontends.discord.delivery import DiscordDeliverer, VideoGone
+from bot.frontends.discord.gallery import jump_url
+from bot.frontends.discord.job_messages import input_error_text, shared_text
 from bot.frontends.discord.progress import ProgressBoard
 from bot.frontends.discord.submit import Submitter
 
@@ -162,7 +162,7 @@ class JobActions:
             with contextlib.suppress(discord.NotFound):  # already gone: that is what was asked
                 await message.delete()
             await self._note_deleted(job, str(message.id))
-        await answer(interaction, deleted_text(job))
+        await answer(interaction, deleted_text(job.id))
 
     # --- small shared steps -----------------------------------------------------------------
 

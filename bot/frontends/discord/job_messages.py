@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import discord
 
-from bot.engine import CancelOutcome, Job, JobState, JobUpdate
+from bot.engine import Job, JobState, JobUpdate
 from bot.errors import describe
+from bot.frontends.common.texts import quote
 
 BAR_CELLS = 12
 COLOURS = {
@@ -89,7 +90,7 @@ def progress_embed(update: JobUpdate) -> discord.Embed:
     job = update.job
     embed = discord.Embed(
         title=f"/{job.command} · {job.model}",
-        description=_quote(job.prompt) if job.prompt else None,
+        description=quote(job.prompt) if job.prompt else None,
         colour=COLOURS[job.state],
     )
     embed.add_field(name="Status", value=status_line(update), inline=False)
@@ -126,12 +127,7 @@ def _add_summary(embed: discord.Embed, job: Job) -> None:
     if length := usage.get("video_duration"):
         embed.add_field(name="Video", value=f"{length} s")
     if job.actual_prompt and job.actual_prompt != job.prompt:
-        embed.add_field(name="Rewritten prompt", value=_quote(job.actual_prompt), inline=False)
-
-
-def _quote(text: str, limit: int = 900) -> str:
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return "> " + text.replace("\n", "\n> ")
+        embed.add_field(name="Rewritten prompt", value=quote(job.actual_prompt), inline=False)
 
 
 def delivery_text(job: Job, link: str | None = None) -> str:
@@ -183,7 +179,7 @@ def private_text(job: Job) -> str:
 def gallery_embed(job: Job, jump_url: str | None) -> discord.Embed:
     """A finished video in the gallery channel: prompt, options, who asked, where."""
     embed = discord.Embed(title=f"/{job.command} · {job.model}",
-                          description=_quote(job.prompt) if job.prompt else None,
+                          description=quote(job.prompt) if job.prompt else None,
                           colour=COLOURS[JobState.DELIVERED])
     embed.add_field(name="Options", value=options_text(job), inline=False)
     embed.add_field(name="By", value=f"<@{job.user_id}>")
@@ -220,42 +216,7 @@ def input_error_text(option: str, message: str) -> str:
     return f"**{option}**: {message}\nNothing was submitted."
 
 
-def apology(reference: str, *, job: bool) -> str:
-    """Something unexpected; the traceback is in the log under `reference`."""
-    if job:
-        return (f"Sorry, something went wrong on our side, so job `{reference}` was stopped. "
-                "Please try again; if it keeps happening, give an admin the job id.")
-    return ("Sorry, something went wrong on our side and nothing was submitted. "
-            "Please try again; if it keeps happening, give an admin this reference: "
-            f"`{reference}`.")
-
-
 # --- answers to buttons, and refusals --------------------------------------------------------
-
-CANCELED = {
-    CancelOutcome.DROPPED: "Canceled job `{id}`: it was still waiting, so nothing was spent.",
-    CancelOutcome.CANCELED: "Canceled job `{id}` at the provider before it started: nothing "
-                            "was spent.",
-    CancelOutcome.WILL_NOT_DELIVER: "Job `{id}` is already being made and cannot be stopped "
-                                    "(it still counts as used), but its result will not be "
-                                    "posted.",
-    CancelOutcome.REQUESTED: "Job `{id}` is being sent to the provider; it will be canceled "
-                             "as soon as it arrives there.",
-    CancelOutcome.TOO_LATE: "Job `{id}` has already finished, so there is nothing to cancel.",
-    CancelOutcome.UNKNOWN: "I cannot find job `{id}` any more.",
-}
-NOT_YOURS = "Only the person who started this job, or a server admin, can do that."
-ONLY_REQUESTER = "Only the person who started this job can do that."
-UNKNOWN_JOB = "I cannot find this job any more."
-INPUTS_GONE = ("The provider keeps uploaded files for 48 hours and this job's are gone, so it "
-               "cannot be made again. Please run the command again with the files.")
-VIDEO_GONE = "This video is no longer kept, so it cannot be shared; Rerun makes it again."
-NOTHING_TO_EDIT = "This job has no prompt to edit; use Rerun instead."
-
-
-def cancel_text(job_id: str, outcome: CancelOutcome) -> str:
-    return CANCELED[outcome].format(id=job_id)
-
 
 def limit_text(reason: str, resets_at: float | None) -> str:
     """A refusal at admission: what is left, and when it resets (a Discord timestamp)."""
@@ -272,10 +233,6 @@ def roles_text(names: list[str]) -> str:
     listed = ", ".join(f"**{n}**" for n in names)
     which = "the role" if len(names) == 1 else "one of the roles"
     return f"Only members with {which} {listed} can make videos here; ask a server admin."
-
-
-def deleted_text(job: Job) -> str:
-    return f"Deleted the video of job `{job.id}`."
 
 
 def shared_text(jump_url: str) -> str:

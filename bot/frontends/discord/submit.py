@@ -17,9 +17,9 @@ import discord
 from bot.engine import Engine, Job, JobRequest, JobUpdate, Store
 from bot.frontends.common import teams
 from bot.frontends.common.teams import LimitError
+from bot.frontends.common.texts import apology
 from bot.frontends.discord.job_messages import (
     allowed_mentions,
-    apology,
     confirm_text,
     limit_text,
     private_text,

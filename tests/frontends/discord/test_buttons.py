@@ -11,8 +11,8 @@ import pytest
 
 from bot.engine import Job, JobState
 from bot.frontends.common.reruns import UPLOAD_KEEP_S
+from bot.frontends.common.texts import NOT_YOURS
 from bot.frontends.discord.components import Action, progress_actions, result_actions
-from bot.frontends.discord.job_messages import NOT_YOURS
 from tests.discord_stack import Stack, image, labels, reply
 from tests.fakediscord import EPHEMERAL, FakeMessage, InteractionRecord
 
