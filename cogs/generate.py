@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine import JobRequest
+from bot.engine import Display, JobRequest
 from bot.errors import ApiError, InputError
 from bot.frontends.common import teams
 from bot.frontends.common.declared import check_inputs
@@ -191,7 +191,7 @@ class Generate(commands.Cog):
         try:
             team = await teams.load(self.bot.store, owner.team_id)
             ask = dataclasses.replace(with_defaults(make_ask(), team), private=private,
-                                      display={"upload_limit": interaction.filesize_limit})
+                                      display=Display(upload_limit=interaction.filesize_limit))
             check_inputs(ask)
             return await build_request(ask, owner, self.bot.media_context(),
                                        self.bot.settings.region)

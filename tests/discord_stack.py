@@ -25,7 +25,7 @@ from PIL import Image
 
 from bot.clock import ScaledClock
 from bot.config import Settings, load_settings
-from bot.engine import Engine, Job, JobState, JobUpdate, Store
+from bot.engine import Engine, Job, JobState, JobUpdate, Post, ProgressRef, Store
 from bot.frontends.common import teams
 from bot.frontends.common.teams import TeamSettings
 from bot.frontends.discord.client import WanBot
@@ -244,10 +244,10 @@ class Stack:
         """What the bot sent `user` by direct message."""
         return list(self.fake.messages[self.fake.dm_channel(user).id])
 
-    def message(self, ref: dict[str, Any] | None) -> FakeMessage:
+    def message(self, ref: Post | ProgressRef | None) -> FakeMessage:
         """The stored message a job's `progress_ref` or `delivery` points at."""
         assert ref is not None
-        found = self.fake.message_by_id(ref["message_id"])
+        found = self.fake.message_by_id(ref.message_id)
         assert found is not None, ref
         return found
 

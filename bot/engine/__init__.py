@@ -2,6 +2,7 @@
 
 from bot.engine.engine import CancelOutcome, Engine, JobUpdate
 from bot.engine.jobs import AT_PROVIDER, TERMINAL, Job, JobRequest, JobState
+from bot.engine.records import Delivery, Display, Post, ProgressRef
 from bot.engine.results import RESULT_TTL_S, Deliverer
 from bot.engine.store import Store
 
@@ -11,10 +12,14 @@ __all__ = [
     "TERMINAL",
     "CancelOutcome",
     "Deliverer",
+    "Delivery",
+    "Display",
     "Engine",
     "Job",
     "JobRequest",
     "JobState",
     "JobUpdate",
+    "Post",
+    "ProgressRef",
     "Store",
 ]

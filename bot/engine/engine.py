@@ -22,6 +22,7 @@ from bot.engine.fairness import fair_order
 from bot.engine.jobs import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, new_job_id
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
+from bot.engine.records import ProgressRef
 from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
 from bot.engine.store import Store
@@ -171,7 +172,7 @@ class Engine:
             return CancelOutcome.REQUESTED
         return CancelOutcome.WILL_NOT_DELIVER
 
-    async def set_progress_ref(self, job_id: str, ref: dict[str, Any]) -> Job | None:
+    async def set_progress_ref(self, job_id: str, ref: ProgressRef) -> Job | None:
         return await self.store.update_job(job_id, progress_ref=ref)
 
     async def update_for(self, job: Job, order: list[QueuedJob] | None = None) -> JobUpdate:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from bot.engine.records import Delivery, Display, ProgressRef, Record
+
 
 class JobState(StrEnum):
     QUEUED = "queued"  # waiting in our queue for a slot of its model
@@ -49,7 +51,7 @@ class JobRequest:
     negative_prompt: str | None = None
     oss: bool = False  # the inputs include oss:// uploads
     notes: list[str] = field(default_factory=list)  # repairs made to the input
-    display: dict[str, Any] = field(default_factory=dict)  # front-end facts (file names ...)
+    display: Display = field(default_factory=Display)  # front-end facts (file names ...)
     private: bool = False
     expected_seconds: float = 0.0  # video-seconds this job will produce
 
@@ -74,8 +76,8 @@ class Job(JobRequest):
     usage: dict[str, Any] | None = None
     actual_prompt: str | None = None
     video_path: str | None = None
-    progress_ref: dict[str, Any] | None = None  # where the front end shows progress
-    delivery: dict[str, Any] | None = None  # where the front end posted the result
+    progress_ref: ProgressRef | None = None  # where the front end shows progress
+    delivery: Delivery | None = None  # where the front end posted the result
     cancel_requested: bool = False
     updated_at: float = 0.0
 
@@ -85,6 +87,9 @@ class Job(JobRequest):
         for name in JSON_COLUMNS:
             if data.get(name) is not None:
                 data[name] = json.loads(data[name])
+        for name, record in RECORDS.items():
+            if data.get(name) is not None:
+                data[name] = record.from_dict(data[name])
         data["state"] = JobState(data["state"])
         for name in ("oss", "private", "cancel_requested"):
             data[name] = bool(data[name])
@@ -100,6 +105,9 @@ class Job(JobRequest):
 
 
 FIELDS = frozenset(f.name for f in fields(Job))
+RECORDS: dict[str, type[Record]] = {
+    "progress_ref": ProgressRef, "delivery": Delivery, "display": Display}
+
 
 class QueuedJob(NamedTuple):
     """Just what admission order needs, read without decoding whole rows."""

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.jobs import Job, JobState
+from bot.engine.records import Delivery
 from bot.engine.store import Store
 from bot.errors import ApiError, Undeliverable
 from bot.provider.client import DashScope
@@ -32,11 +33,11 @@ Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + no
 
 
 class Deliverer(Protocol):
-    async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
+    async def deliver(self, job: Job, video: Path) -> Delivery:
         """Post the video; return where it went (kept in the job's `delivery`)."""
         ...
 
-    async def find_delivery(self, job: Job) -> dict[str, Any] | None:
+    async def find_delivery(self, job: Job) -> Delivery | None:
         """After a crash or failure mid-delivery: the post if it happened."""
         ...
 

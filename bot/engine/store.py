@@ -22,6 +22,7 @@ from bot.engine.jobs import (
     JobState,
     QueuedJob,
 )
+from bot.engine.records import Record
 
 TERMINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"  # for IN clauses
 
@@ -288,7 +289,9 @@ def _to_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         if name not in FIELDS:
             raise KeyError(f"jobs has no column {name}")
-        if name in JSON_COLUMNS and value is not None:
+        if isinstance(value, Record):
+            value = json.dumps(value.to_dict())
+        elif name in JSON_COLUMNS and value is not None:
             value = json.dumps(value)
         elif isinstance(value, bool):
             value = int(value)

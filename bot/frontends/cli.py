@@ -14,12 +14,11 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from bot.config import Settings, settings_or_exit
-from bot.engine import Engine, Job, JobState, JobUpdate, Store
+from bot.engine import Delivery, Display, Engine, Job, JobState, JobUpdate, Store
 from bot.errors import ApiError, InputError, describe
 from bot.frontends.common.intake import Ask, Owner, build_request
 from bot.frontends.common.options import INPUTS, option_names, parameters
@@ -88,22 +87,22 @@ def ask_from(args: argparse.Namespace) -> Ask:
     return Ask(command, args.model, getattr(args, "prompt", None),
                getattr(args, "negative_prompt", None), options,
                {k: v for k, v in inputs.items() if v}, option_names(command),
-               display={"out": str(args.out.resolve())})
+               display=Display(out=str(args.out.resolve())))
 
 
 class FileDeliverer:
     """Delivers a terminal job by copying its video to the path given with --out."""
 
-    async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
-        out = Path(job.display["out"])
+    async def deliver(self, job: Job, video: Path) -> Delivery:
+        out = Path(job.display.out or "")
         await asyncio.to_thread(_copy, video, out)
-        return {"path": str(out)}
+        return Delivery(platform="cli", path=str(out))
 
-    async def find_delivery(self, job: Job) -> dict[str, Any] | None:
-        out = Path(job.display["out"])
+    async def find_delivery(self, job: Job) -> Delivery | None:
+        out = Path(job.display.out or "")
         video = Path(job.video_path or "")
         same = await asyncio.to_thread(_same_size, video, out)
-        return {"path": str(out)} if same else None
+        return Delivery(platform="cli", path=str(out)) if same else None
 
 
 def _copy(src: Path, dest: Path) -> None:
@@ -185,7 +184,7 @@ async def _run_job(args: argparse.Namespace, settings: Settings, engine: Engine,
 
 def _outcome(job: Job | None) -> int:
     if job is not None and job.state is JobState.DELIVERED:
-        print(f"saved {job.delivery and job.delivery.get('path')}", file=sys.stderr)
+        print(f"saved {job.delivery and job.delivery.path}", file=sys.stderr)
         return 0
     if job is not None and job.error_code:
         print(f"error: {describe(job.error_code, job.error_message or '')}", file=sys.stderr)

@@ -8,11 +8,12 @@ person typed; nothing has been spent by then.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.engine import JobRequest
+from bot.engine import Display, JobRequest
 from bot.errors import InputError
 from bot.media.prepare import MediaContext, MediaSource, Prepared, prepare
 from bot.media.probe import VideoInfo
@@ -43,7 +44,7 @@ class Ask:
     inputs: Mapping[str, Sequence[MediaSource]] = field(default_factory=dict)
     option_names: Mapping[str, str] = field(default_factory=dict)  # body field -> option
     private: bool = False
-    display: Mapping[str, Any] = field(default_factory=dict)
+    display: Display = field(default_factory=Display)
 
 
 def pick(option: str, attachment: MediaSource | None, link: MediaSource | None, *,
@@ -77,7 +78,7 @@ async def build_request(ask: Ask, owner: Owner, ctx: MediaContext, region: str) 
         user_id=owner.user_id, command=str(ask.command), model=model.name, media=media,
         options=params, prompt=ask.prompt or None, negative_prompt=ask.negative_prompt or None,
         oss=any(p.oss for p in everything), notes=[n for p in everything for n in p.notes],
-        display={**ask.display, "inputs": _input_names(ask)}, private=ask.private,
+        display=dataclasses.replace(ask.display, inputs=_input_names(ask)), private=ask.private,
         expected_seconds=catalog.expected_seconds(model, params, _video_seconds(everything)),
     )
 

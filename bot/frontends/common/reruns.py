@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from bot.engine import Job, JobRequest
 from bot.errors import InputError
@@ -44,9 +43,10 @@ def new_seed(rng: random.Random | None = None) -> int:
     return (rng or random.SystemRandom()).randint(0, catalog.SEED_MAX)
 
 
-def again(job: Job, *, user_id: str, channel_id: str, display: dict[str, Any],
+def again(job: Job, *, user_id: str, channel_id: str, upload_limit: int | None = None,
           edit: Edit | None = None) -> JobRequest:
-    """The request that makes `job` again for `user_id`, checked like a new one (InputError)."""
+    """The request that makes `job` again for `user_id`, checked like a new one (InputError).
+    `upload_limit`: where the rerun was asked for, when known."""
     model = catalog.get_model(job.model)
     options = dict(job.options)
     prompt, negative = job.prompt, job.negative_prompt
@@ -59,7 +59,8 @@ def again(job: Job, *, user_id: str, channel_id: str, display: dict[str, Any],
     return JobRequest(**{
         **base, "user_id": user_id, "channel_id": channel_id, "options": params,
         "prompt": prompt, "negative_prompt": negative,
-        "display": {**job.display, **display, "rerun_of": job.id},
+        "display": dataclasses.replace(
+            job.display, rerun_of=job.id, upload_limit=upload_limit or job.display.upload_limit),
     })
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import discord
 
-from bot.engine import Job, JobState, JobUpdate
+from bot.engine import Job, JobState, JobUpdate, Post, ProgressRef
 from bot.errors import describe
 from bot.frontends.common.team_admin import UsageReport
 from bot.frontends.common.teams import TeamSettings, Usage
@@ -46,15 +46,18 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def message_link(guild_id: int | str, ref: Mapping[str, Any] | None) -> str | None:
-    """A link that opens a message, from a stored {channel_id, message_id} (a DM has "place":
-    "dm"); None for an ephemeral answer, which Discord cannot link to."""
-    if not ref or not ref.get("channel_id") or not ref.get("message_id"):
+def message_link(guild_id: int | str, ref: Post | ProgressRef | None) -> str | None:
+    """A link that opens a stored message (in a DM for a post with place "dm"); None for an
+    ephemeral answer, which Discord cannot link to."""
+    if ref is None or not ref.channel_id or not ref.message_id:
         return None
-    if ref.get("place") == "ephemeral" or ref.get("kind") == "interaction":
+    if isinstance(ref, ProgressRef):
+        if ref.is_interaction:
+            return None
+    elif ref.place == "ephemeral":
         return None
-    where = "@me" if ref.get("place") == "dm" else guild_id
-    return f"https://discord.com/channels/{where}/{ref['channel_id']}/{ref['message_id']}"
+    where = "@me" if isinstance(ref, Post) and ref.place == "dm" else guild_id
+    return f"https://discord.com/channels/{where}/{ref.channel_id}/{ref.message_id}"
 
 
 def job_link(job: Job, guild_id: int | str) -> str | None:
@@ -147,7 +150,7 @@ def _add_outcome(embed: discord.Embed, job: Job, guild_id: int | str) -> None:
     if link := job_link(job, guild_id):
         name = "Result" if message_link(guild_id, job.delivery) else "Progress message"
         embed.add_field(name=name, value=link)
-    if gallery := message_link(guild_id, (job.delivery or {}).get("gallery")):
+    if gallery := message_link(guild_id, job.delivery and job.delivery.gallery):
         embed.add_field(name="Gallery", value=gallery)
     if job.usage:
         embed.add_field(name="Usage", value=_usage_text(job.usage))

@@ -102,8 +102,8 @@ def progress_actions(job: Job) -> list[Action]:
         return [Action.CANCEL]
     if job.state in ENDED_EARLY:
         return again_actions(job)
-    if job.state is JobState.DELIVERED and (job.delivery or {}).get("place") == "ephemeral":
-        shared = bool((job.delivery or {}).get("shared"))
+    if job.state is JobState.DELIVERED and job.delivery and job.delivery.place == "ephemeral":
+        shared = job.delivery.shared is not None
         return [*([] if shared else [Action.SHARE]), *again_actions(job)]
     return []
 

@@ -10,13 +10,14 @@ instead of posting again. Sharing a private video into its channel lives here to
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import discord
 
 from bot.clock import Clock
-from bot.engine import RESULT_TTL_S, Job, Store
+from bot.engine import RESULT_TTL_S, Delivery, Job, Post, Store
 from bot.errors import Undeliverable
 from bot.frontends.discord.components import result_view
 from bot.frontends.discord.gallery import Gallery
@@ -38,6 +39,7 @@ from bot.frontends.discord.video_posts import (
     post_video,
     token_alive,
     webhook_editor,
+    where,
 )
 
 log = logging.getLogger(__name__)
@@ -55,31 +57,30 @@ class DiscordDeliverer:
         self.clock = clock
         self.gallery = Gallery(client, store)
 
-    async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
+    async def deliver(self, job: Job, video: Path) -> Delivery:
         try:
             where = await (self._private(job, video) if job.private else self._public(job, video))
         except (discord.Forbidden, discord.NotFound) as exc:
             # The channel is gone or closed to the bot: retrying cannot help.
             raise Undeliverable(f"Discord answered {exc.status}: {exc.text}") from exc
-        return {**where, **await self.gallery.ensure(job, where, look_first=False)}
+        return replace(where, gallery=await self.gallery.ensure(job, where, look_first=False))
 
-    async def find_delivery(self, job: Job) -> dict[str, Any] | None:
+    async def find_delivery(self, job: Job) -> Delivery | None:
         """The post a crashed delivery may have made (and then the gallery post, once)."""
         where = await (self._find_private(job) if job.private else self._find_public(job))
         if where is None:
             return None
-        return {**where, **await self.gallery.ensure(job, where, look_first=True)}
+        return replace(where, gallery=await self.gallery.ensure(job, where, look_first=True))
 
     def upload_limit(self, job: Job) -> int:
-        limit = job.display.get("upload_limit")
-        if limit:
-            return int(limit)
+        if limit := job.display.upload_limit:
+            return limit
         guild = self.client.get_guild(int(job.team_id)) if job.team_id.isdigit() else None
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
     # --- public: a reply to the progress message ---------------------------------------------
 
-    async def _public(self, job: Job, video: Path) -> dict[str, Any]:
+    async def _public(self, job: Job, video: Path) -> Delivery:
         channel = self.client.get_partial_messageable(int(job.channel_id))
         kwargs: dict[str, Any] = {"allowed_mentions": allowed_mentions(job),
                                   "view": result_view(job)}
@@ -88,16 +89,16 @@ class DiscordDeliverer:
         return await post_video(channel_sender(channel, **kwargs), job, video, delivery_text,
                                 self.upload_limit(job))
 
-    async def _find_public(self, job: Job) -> dict[str, Any] | None:
+    async def _find_public(self, job: Job) -> Delivery | None:
         channel = self.client.get_partial_messageable(int(job.channel_id))
-        since = int((job.progress_ref or {}).get("message_id") or 0)
+        since = int(job.progress_ref.message_id) if job.progress_ref else 0
         found = await find_post(self.client, channel, lambda m: is_delivery(m.content, job),
                                 after=since)
         return _where_found(found, place=None)
 
     # --- private: a direct message, else the ephemeral answer -------------------------------
 
-    async def _private(self, job: Job, video: Path) -> dict[str, Any]:
+    async def _private(self, job: Job, video: Path) -> Delivery:
         try:
             dm = await self.client.create_dm(discord.Object(int(job.user_id)))
             send = channel_sender(dm, view=result_view(job, share=True))
@@ -105,17 +106,17 @@ class DiscordDeliverer:
         except discord.Forbidden as exc:
             log.info("job %s: cannot DM the requester (%s)", job.id, exc.code)
             return await self._fallback(job, video)
-        return {**where, "place": "dm"}
+        return replace(where, place="dm")
 
-    async def _fallback(self, job: Job, video: Path) -> dict[str, Any]:
+    async def _fallback(self, job: Job, video: Path) -> Delivery:
         ref = job.progress_ref
         if ref is None or not token_alive(ref):
             raise Undeliverable("the requester's DMs are closed and the private answer expired")
-        send = webhook_editor(interaction_webhook(self.client, ref), int(ref["message_id"]))
+        send = webhook_editor(interaction_webhook(self.client, ref), int(ref.message_id))
         where = await post_video(send, job, video, fallback_text, self.upload_limit(job))
-        return {**where, "channel_id": ref["channel_id"], "place": "ephemeral"}
+        return replace(where, channel_id=ref.channel_id, place="ephemeral")
 
-    async def _find_private(self, job: Job) -> dict[str, Any] | None:
+    async def _find_private(self, job: Job) -> Delivery | None:
         dm = await self.client.create_dm(discord.Object(int(job.user_id)))
         found = await find_post(self.client, dm, lambda m: is_delivery(m.content, job))
         if found is not None:
@@ -123,20 +124,20 @@ class DiscordDeliverer:
         ref = job.progress_ref
         if ref is None or not token_alive(ref):
             return None
-        message = await interaction_webhook(self.client, ref).fetch_message(
-            int(ref["message_id"]))
+        message = await interaction_webhook(self.client, ref).fetch_message(int(ref.message_id))
         if fallback_text(job) not in message.content:
             return None
-        return {**_where_found(message, place="ephemeral"), "channel_id": ref["channel_id"]}
+        return replace(where(message, _mode(message), place="ephemeral"),
+                       channel_id=ref.channel_id)
 
     # --- sharing a private video into its channel -------------------------------------------
 
-    async def find_share(self, job: Job) -> dict[str, Any] | None:
+    async def find_share(self, job: Job) -> Post | None:
         channel = self.client.get_partial_messageable(int(job.channel_id))
         found = await find_post(self.client, channel, lambda m: is_share(m.content, job))
         return _where_found(found, place=None)
 
-    async def share(self, job: Job) -> dict[str, Any]:
+    async def share(self, job: Job) -> Post:
         """Post a private job's video to its channel (VideoGone when nothing is left)."""
         video = Path(job.video_path or "")
         link_dead = self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
@@ -148,16 +149,16 @@ class DiscordDeliverer:
 
 
 def _reply_to(job: Job, channel: Any) -> discord.MessageReference | None:
-    ref = job.progress_ref or {}
-    if ref.get("kind") == "interaction" or str(ref.get("channel_id")) != str(channel.id):
+    ref = job.progress_ref
+    if ref is None or ref.is_interaction or ref.channel_id != str(channel.id):
         return None
-    message = channel.get_partial_message(int(ref["message_id"]))
+    message = channel.get_partial_message(int(ref.message_id))
     return message.to_reference(fail_if_not_exists=False)  # type: ignore[no-any-return]
 
 
-def _where_found(message: discord.Message | None, *, place: str | None) -> dict[str, Any] | None:
-    if message is None:
-        return None
-    where = {"channel_id": str(message.channel.id), "message_id": str(message.id),
-             "mode": "file" if message.attachments else "link"}
-    return {**where, "place": place} if place else where
+def _where_found(message: discord.Message | None, *, place: str | None) -> Delivery | None:
+    return None if message is None else where(message, _mode(message), place)
+
+
+def _mode(message: discord.Message) -> str:
+    return "file" if message.attachments else "link"

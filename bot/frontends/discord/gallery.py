@@ -15,7 +15,7 @@ from typing import Any
 
 import discord
 
-from bot.engine import Job, Store
+from bot.engine import Job, Post, Store
 from bot.frontends.common import teams
 from bot.frontends.discord.components import result_view
 from bot.frontends.discord.job_messages import gallery_embed, gallery_footer, link_text, no_mentions
@@ -34,23 +34,22 @@ class Gallery:
         self.client = client
         self.store = store
 
-    async def ensure(self, job: Job, delivered: dict[str, Any], *,
-                     look_first: bool) -> dict[str, Any]:
+    async def ensure(self, job: Job, delivered: Post, *, look_first: bool) -> Post | None:
         """Post the job to the gallery unless it is there (looked for with `look_first`);
-        `{"gallery": where}` for the job's delivery record, `{}` when there is no gallery."""
+        where it is, None when there is no gallery."""
         channel_id = await self.channel_id(job)
         if channel_id is None:
-            return {}
+            return None
         channel = self.client.get_partial_messageable(int(channel_id), guild_id=_guild(job))
         try:
             found = await find_post(self.client, channel, _is_ours(job)) if look_first else None
             if found is not None:
-                return {"gallery": {"channel_id": channel_id, "message_id": str(found.id)}}
-            return {"gallery": await self._post(job, channel, delivered)}
+                return Post(channel_id=channel_id, message_id=str(found.id))
+            return await self._post(job, channel, delivered)
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("job %s: cannot post to gallery %s (%s); skipped", job.id, channel_id,
                         exc.status)
-            return {}
+            return None
 
     async def channel_id(self, job: Job) -> str | None:
         if job.private:
@@ -58,7 +57,7 @@ class Gallery:
         wanted = (await teams.load(self.store, job.team_id)).gallery_channel_id
         return wanted if wanted and wanted != job.channel_id else None
 
-    async def _post(self, job: Job, channel: Any, delivered: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, job: Job, channel: Any, delivered: Post) -> Post:
         embed = gallery_embed(job, jump_url(job, delivered))
         send = channel_sender(channel, embed=embed, view=result_view(job),
                               allowed_mentions=no_mentions())
@@ -69,12 +68,12 @@ class Gallery:
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
 
-def jump_url(job: Job, delivered: dict[str, Any]) -> str | None:
+def jump_url(job: Job, delivered: Post) -> str | None:
     """A link to the message that carries the job's video."""
-    if not delivered.get("message_id"):
+    if not delivered.message_id:
         return None
-    return (f"https://discord.com/channels/{job.team_id}/{delivered['channel_id']}/"
-            f"{delivered['message_id']}")
+    return (f"https://discord.com/channels/{job.team_id}/{delivered.channel_id}/"
+            f"{delivered.message_id}")
 
 
 def _text(job: Job, link: str | None) -> str:

@@ -12,11 +12,12 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import discord
 
-from bot.engine import Engine, Job, JobRequest, Store
+from bot.engine import Delivery, Engine, Job, JobRequest, Post, Store
 from bot.errors import InputError
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
@@ -185,26 +186,26 @@ class JobActions:
         try:
             return again(job, user_id=str(interaction.user.id),
                          channel_id=str(interaction.channel_id) if here else job.channel_id,
-                         display={"upload_limit": interaction.filesize_limit} if here else {},
+                         upload_limit=interaction.filesize_limit if here else None,
                          edit=edit)
         except InputError as exc:
             await answer(interaction, input_error_text(exc.option, exc.message))
             return None
 
-    async def _shared(self, job: Job) -> dict[str, Any] | None:
+    async def _shared(self, job: Job) -> Post | None:
         """Where the share went: recorded, found (after a crash), or posted now."""
         job = await self.store.get_job(job.id) or job
-        delivery = job.delivery or {}
-        where = delivery.get("shared") or await self.deliverer.find_share(job)
+        delivery = job.delivery or Delivery()
+        where = delivery.shared or await self.deliverer.find_share(job)
         if where is None:
             try:
                 where = await self.deliverer.share(job)
             except VideoGone:
                 return None
-        await self.store.update_job(job.id, delivery={**delivery, "shared": where})
-        return dict(where)
+        await self.store.update_job(job.id, delivery=replace(delivery, shared=where))
+        return where
 
     async def _note_deleted(self, job: Job, message_id: str) -> None:
-        delivery = job.delivery or {}
-        if delivery.get("message_id") == message_id:
-            await self.store.update_job(job.id, delivery={**delivery, "deleted": True})
+        delivery = job.delivery
+        if delivery is not None and delivery.message_id == message_id:
+            await self.store.update_job(job.id, delivery=replace(delivery, deleted=True))

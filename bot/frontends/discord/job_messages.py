@@ -82,7 +82,7 @@ def options_text(job: Job) -> str:
 
 
 def inputs_text(job: Job) -> str | None:
-    names = job.display.get("inputs") or {}
+    names = job.display.inputs
     return "\n".join(f"{k}: {v}" for k, v in names.items()) or None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import discord
 
 from bot.clock import Clock
-from bot.engine import Engine, Job, JobState, JobUpdate
+from bot.engine import Engine, Job, JobState, JobUpdate, ProgressRef
 from bot.frontends.discord.components import progress_view
 from bot.frontends.discord.job_messages import progress_embed
 from bot.frontends.discord.video_posts import interaction_webhook, token_alive
@@ -143,13 +143,14 @@ class ProgressBoard:
             self._forget(job_id)
 
     async def _edit(self, update: JobUpdate, face: Face) -> None:
-        ref = update.job.progress_ref or {}
+        ref = update.job.progress_ref
+        assert ref is not None, "only jobs with a progress message are shown"
         try:
-            if ref.get("kind") == "interaction":
+            if ref.is_interaction:
                 await self._edit_answer(ref, face)
             else:
-                channel = self.client.get_partial_messageable(int(ref["channel_id"]))
-                message = channel.get_partial_message(int(ref["message_id"]))
+                channel = self.client.get_partial_messageable(int(ref.channel_id))
+                message = channel.get_partial_message(int(ref.message_id))
                 await message.edit(embed=face.embed, view=face.view)
         except (discord.NotFound, discord.Forbidden) as exc:
             raise Gone(str(exc.status)) from exc
@@ -158,12 +159,12 @@ class ProgressBoard:
                 raise Gone("token expired") from exc
             raise
 
-    async def _edit_answer(self, ref: dict[str, Any], face: Face) -> None:
+    async def _edit_answer(self, ref: ProgressRef, face: Face) -> None:
         """A private job's ephemeral answer, while the interaction's token lives."""
         if not token_alive(ref):
             raise Gone("token expired")
         webhook = interaction_webhook(self.client, ref)
-        await webhook.edit_message(int(ref["message_id"]), embed=face.embed, view=face.view)
+        await webhook.edit_message(int(ref.message_id), embed=face.embed, view=face.view)
 
     def _forget(self, job_id: str) -> None:
         self._last_edit.pop(job_id, None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import discord
 
-from bot.engine import Engine, Job, JobRequest, JobUpdate, Store
+from bot.engine import Engine, Job, JobRequest, JobUpdate, ProgressRef, Store
 from bot.frontends.common import teams
 from bot.frontends.common.teams import LimitError
 from bot.frontends.common.texts import apology
@@ -82,7 +82,7 @@ class Submitter:
         face = Face.of(update)
         message = await channel.send(queued_text(job), allowed_mentions=allowed_mentions(job),
                                      **face.send_kwargs())
-        ref = {"channel_id": str(message.channel.id), "message_id": str(message.id)}
+        ref = ProgressRef(channel_id=str(message.channel.id), message_id=str(message.id))
         await self._track(job, ref, face)
         return message
 
@@ -94,7 +94,7 @@ class Submitter:
                                                   wait=True, **face.send_kwargs())
         await self._track(update.job, interaction_ref(interaction, message.id), face)
 
-    async def _track(self, job: Job, ref: dict[str, Any], face: Face) -> None:
+    async def _track(self, job: Job, ref: ProgressRef, face: Face) -> None:
         saved = await self.engine.set_progress_ref(job.id, ref)
         if saved is not None:
             await self.progress.track(await self.engine.update_for(saved), face)

@@ -19,7 +19,7 @@ from typing import Any
 import discord
 from discord.utils import MISSING
 
-from bot.engine import Job
+from bot.engine import Delivery, Job, ProgressRef
 from bot.units import MiB
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ Send = Callable[[str, discord.File | None], Awaitable[discord.Message]]
 Text = Callable[[Job, str | None], str]  # the message text, given the link when not attached
 
 
-async def post_video(send: Send, job: Job, video: Path, text: Text, limit: int) -> dict[str, Any]:
+async def post_video(send: Send, job: Job, video: Path, text: Text, limit: int) -> Delivery:
     """Post with the file if it fits, else (or on a 413) with the link; where it went."""
     size = await asyncio.to_thread(file_size, video)
     if size is not None and size <= limit:
@@ -67,9 +67,9 @@ def webhook_editor(webhook: discord.Webhook, message_id: int, **kwargs: Any) -> 
     return send
 
 
-def where(message: discord.Message, mode: str, **extra: Any) -> dict[str, Any]:
-    return {"channel_id": str(message.channel.id), "message_id": str(message.id), "mode": mode,
-            **extra}
+def where(message: discord.Message, mode: str, place: str | None = None) -> Delivery:
+    return Delivery(channel_id=str(message.channel.id), message_id=str(message.id), mode=mode,
+                    place=place)
 
 
 async def find_post(client: discord.Client, channel: Any, matches: Callable[[discord.Message],
@@ -95,21 +95,20 @@ def file_size(path: Path) -> int | None:
 # --- a private job's ephemeral answer -------------------------------------------------------
 
 
-def interaction_ref(interaction: discord.Interaction[Any], message_id: int) -> dict[str, Any]:
+def interaction_ref(interaction: discord.Interaction[Any], message_id: int) -> ProgressRef:
     """How to reach an interaction's message later, even from a new process."""
-    return {"kind": "interaction", "application_id": str(interaction.application_id),
-            "token": interaction.token, "message_id": str(message_id),
-            "channel_id": str(interaction.channel_id),
-            "expires_at": interaction.expires_at.timestamp()}
+    return ProgressRef(kind="interaction", application_id=str(interaction.application_id),
+                       token=interaction.token, message_id=str(message_id),
+                       channel_id=str(interaction.channel_id),
+                       expires_at=interaction.expires_at.timestamp())
 
 
-def token_alive(ref: dict[str, Any] | None) -> bool:
+def token_alive(ref: ProgressRef | None) -> bool:
     """The reference is an interaction's whose token Discord still honours."""
-    if not ref or ref.get("kind") != "interaction":
+    if ref is None or not ref.is_interaction or ref.expires_at is None:
         return False
-    return time.time() < float(ref["expires_at"]) - TOKEN_MARGIN_S
+    return time.time() < ref.expires_at - TOKEN_MARGIN_S
 
 
-def interaction_webhook(client: discord.Client, ref: dict[str, Any]) -> discord.Webhook:
-    return discord.Webhook.partial(int(ref["application_id"]), str(ref["token"]),
-                                   client=client)
+def interaction_webhook(client: discord.Client, ref: ProgressRef) -> discord.Webhook:
+    return discord.Webhook.partial(int(ref.application_id or 0), str(ref.token), client=client)

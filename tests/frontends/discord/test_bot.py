@@ -163,7 +163,7 @@ async def test_restart_after_posting_but_before_recording(stack: Stack) -> None:
     [message] = stack.deliveries()
     async with stack.start():
         job = await stack.wait_state(JobState.DELIVERED)
-    assert job.delivery is not None and job.delivery["message_id"] == str(message.id)
+    assert job.delivery is not None and job.delivery.message_id == str(message.id)
     assert len(stack.deliveries()) == 1 and len(stack.creates()) == 1
 
 

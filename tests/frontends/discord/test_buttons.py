@@ -176,14 +176,14 @@ async def check_rerun(stack: Stack, job: Job, result: FakeMessage) -> None:
     text = await followup(await stack.fake.click(rerun, result.id, user="alice"))
     assert text.startswith("Queued as job `")
     again = await stack.job(text.split("`")[1])
-    assert again.display["rerun_of"] == job.id and again.user_id == job.user_id
+    assert again.display.rerun_of == job.id and again.user_id == job.user_id
     assert again.media == job.media and again.prompt == job.prompt
     assert again.options["seed"] != job.options["seed"]
     assert {k: v for k, v in again.options.items() if k != "seed"} == {
         k: v for k, v in job.options.items() if k != "seed"}
     done = await stack.wait_id(again.id, lambda j: j.state is JobState.DELIVERED)
     progress = stack.message(done.progress_ref)
-    assert progress.id != int((job.progress_ref or {})["message_id"])
+    assert progress.id != int(job.progress_ref.message_id)
     assert progress.content == f"<@{stack.fake.user('alice').id}> started job `{again.id}`."
     first, second = stack.creates()
     assert first.body["input"] == second.body["input"]
@@ -282,7 +282,7 @@ async def check_delete(stack: Stack, job: Job, result: FakeMessage) -> None:
     text = await refusal(await stack.fake.click(delete, result.id, user="alice"))
     assert text == f"Deleted the video of job `{job.id}`."
     assert result.deleted and stack.deliveries() == []
-    assert (await stack.job(job.id)).delivery["deleted"] is True  # type: ignore[index]
+    assert (await stack.job(job.id)).delivery.deleted is True  # type: ignore[index]
 
 
 @RESTART

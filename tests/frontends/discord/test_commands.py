@@ -64,7 +64,7 @@ async def test_kf2v_options_reach_the_provider(wan: Stack) -> None:
     assert create.body["input"]["prompt"] == "a cat turns"
     assert create.body["input"]["negative_prompt"] == "blur"
     assert {"first_frame_url", "last_frame_url"} <= set(create.body["input"])
-    assert job.display["inputs"] == {"first_frame": "a.png", "last_frame": "b.png"}
+    assert job.display.inputs == {"first_frame": "a.png", "last_frame": "b.png"}
 
 
 async def test_i2v_takes_audio_and_a_numeric_duration(wan: Stack) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 
-from bot.engine import Job, JobState, Store
+from bot.engine import Delivery, Display, Job, JobState, Store
 from tests.discord_stack import (
     EDITS,
     MESSAGES,
@@ -53,7 +54,7 @@ async def delivered(stack: Stack) -> tuple[Job, FakeMessage]:
     job = await stack.wait_state(JobState.DELIVERED)
     assert job.delivery is not None
     message = await stack.fake.wait_for_message(
-        stack.channel_id, lambda m: m.id == int(job.delivery["message_id"]))  # type: ignore[index]
+        stack.channel_id, lambda m: m.id == int(job.delivery.message_id))  # type: ignore[index]
     return job, message
 
 
@@ -61,14 +62,14 @@ async def summary(stack: Stack, job: Job) -> FakeMessage:
     """The progress message once it shows the finished job."""
     return await stack.fake.wait_for_edit(
         stack.channel_id, lambda m: fields(m).get("Status") == "Done",
-        message_id=int(job.progress_ref["message_id"]))  # type: ignore[index]
+        message_id=int(job.progress_ref.message_id))  # type: ignore[index]
 
 
 async def test_video_is_posted_as_a_reply_with_the_providers_bytes(wan: Stack) -> None:
     """The mp4 is attached to a reply to the progress message that mentions the requester."""
     record = await kf2v(wan)
     job, message = await delivered(wan)
-    progress_id = int(job.progress_ref["message_id"])  # type: ignore[index]
+    progress_id = int(job.progress_ref.message_id)  # type: ignore[index]
     assert int(message.data["message_reference"]["message_id"]) == progress_id
     assert f"<@{record.user.id}>" in message.content
     assert [u["id"] for u in message.data["mentions"]] == [str(record.user.id)]
@@ -76,8 +77,8 @@ async def test_video_is_posted_as_a_reply_with_the_providers_bytes(wan: Stack) -
         provider_bytes = await answer.read()
     [video] = message.files
     assert video.filename == f"wan-{job.id}.mp4" and video.data == provider_bytes
-    assert job.delivery == {"channel_id": str(wan.channel_id), "message_id": str(message.id),
-                            "mode": "file"}
+    assert job.delivery == Delivery(channel_id=str(wan.channel_id), message_id=str(message.id),
+                                    mode="file")
 
 
 async def test_progress_message_becomes_the_summary(wan: Stack) -> None:
@@ -104,7 +105,7 @@ async def test_small_channel_limit_posts_the_link(wan: Stack) -> None:
     job, message = await delivered(wan)
     assert message.files == [] and job.result_url and job.result_url in message.content
     assert "expires 24 hours" in message.content
-    assert job.delivery is not None and job.delivery["mode"] == "link"
+    assert job.delivery is not None and job.delivery.mode == "link"
     assert all(not r.files for r in wan.fake.requests_to("POST", MESSAGES))
 
 
@@ -129,7 +130,7 @@ async def test_guild_limit_applies_without_one_from_the_interaction(wan: Stack) 
     job = Job(id="j", platform="discord", team_id=str(guild.id), channel_id="1", user_id="2",
               command="kf2v", model="wan2.2-kf2v-flash", state=JobState.SUCCEEDED, created_at=0)
     assert bot.deliverer.upload_limit(job) == guild.filesize_limit
-    assert bot.deliverer.upload_limit(Job(**{**job.__dict__, "display": {"upload_limit": 5}})) == 5
+    assert bot.deliverer.upload_limit(replace(job, display=Display(upload_limit=5))) == 5
 
 
 async def test_edits_use_the_bot_token_after_the_interaction_token_died(wan: Stack) -> None:
@@ -142,7 +143,7 @@ async def test_edits_use_the_bot_token_after_the_interaction_token_died(wan: Sta
     job, _ = await delivered(wan)
     await summary(wan, job)
     assert record.token_expired()
-    progress = f"/channels/{wan.channel_id}/messages/{job.progress_ref['message_id']}"  # type: ignore[index]
+    progress = f"/channels/{wan.channel_id}/messages/{job.progress_ref.message_id}"  # type: ignore[index]
     edits = wan.fake.requests_to("PATCH", EDITS)
     assert len(edits) >= 2 and {(r.path, r.status) for r in edits} == {(progress, 200)}
     hooks = [(r.method, r.status) for r in wan.fake.requests if r.path.startswith("/webhooks/")]

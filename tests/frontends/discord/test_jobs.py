@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine import AT_PROVIDER, JobRequest, JobState
+from bot.engine import AT_PROVIDER, Delivery, Display, JobRequest, JobState, Post
 from bot.errors import describe
 from tests.discord_stack import Stack, png
 from tests.pages_support import add_job, buttons, fields, private_answer
@@ -98,7 +98,7 @@ async def test_a_job_line_links_to_its_result(wan: Stack) -> None:
     guild = str(wan.fake.guild.id)
     [alice] = ids(wan, "alice")
     await add_job(wan.running.store, "d0000001", team_id=guild, user_id=alice, created_at=T0,
-                  delivery={"channel_id": "5", "message_id": "6", "mode": "file"})
+                  delivery=Delivery(channel_id="5", message_id="6", mode="file"))
     data = await private_answer(await wan.fake.slash("jobs", user="alice"))
     assert data["embeds"][0]["description"] == (
         f"`d0000001` · **Done** · /kf2v · {MODEL} · <t:{int(T0)}:R> · "
@@ -121,11 +121,12 @@ async def test_job_shows_everything_about_a_delivered_job(wan: Stack) -> None:
     [alice] = ids(wan, "alice")
     await add_job(
         wan.running.store, "c0ffee01", team_id=guild, user_id=alice, created_at=T0,
-        prompt="a cat turns", display={"inputs": {"first_frame": "a.png", "last_frame": "b.png"}},
+        prompt="a cat turns",
+        display=Display(inputs={"first_frame": "a.png", "last_frame": "b.png"}),
         task_id="task-123", submitted_at=T0 + 1, started_at=T0 + 5, finished_at=T0 + 60,
         delivered_at=T0 + 62, attempts=2, usage={"video_duration": 5, "SR": 480},
-        delivery={"channel_id": "5", "message_id": "6", "mode": "file",
-                  "gallery": {"channel_id": "9", "message_id": "10"}})
+        delivery=Delivery(channel_id="5", message_id="6", mode="file",
+                          gallery=Post(channel_id="9", message_id="10")))
     data = await private_answer(await wan.fake.slash("job", {"id": " C0FFEE01 "}, user="bob"))
     embed, shown = data["embeds"][0], fields(data)
     assert embed["title"] == f"Job c0ffee01 · /kf2v · {MODEL}"
@@ -162,7 +163,7 @@ async def test_a_private_job_is_shown_to_its_owner_only(wan: Stack) -> None:
     [alice] = ids(wan, "alice")
     await add_job(wan.running.store, "p0000001", team_id=str(wan.fake.guild.id), user_id=alice,
                   created_at=T0, private=True,
-                  delivery={"channel_id": "7", "message_id": "8", "mode": "file", "place": "dm"})
+                  delivery=Delivery(channel_id="7", message_id="8", mode="file", place="dm"))
     hidden = await private_answer(await wan.fake.slash("job", {"id": "p0000001"}, user="bob"))
     assert hidden["content"].startswith("I can't find a job `p0000001`")
     shown = fields(await private_answer(await wan.fake.slash("job", {"id": "p0000001"})))

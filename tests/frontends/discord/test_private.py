@@ -5,6 +5,7 @@ across a crash."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -45,7 +46,7 @@ async def test_private_progress_is_ephemeral_and_the_video_comes_by_dm(wan: Stac
     assert dm.content == f"Your video is ready. Job `{job.id}`"
     assert dm.files[0].filename == f"wan-{job.id}.mp4"
     assert list(labels(dm)) == ["Share", "Rerun", "Edit and rerun", "Delete"]
-    assert done.delivery is not None and done.delivery["place"] == "dm"
+    assert done.delivery is not None and done.delivery.place == "dm"
     assert wan.fake.requests_to("PATCH", r"^/channels/") == []  # only the token edited it
 
 
@@ -77,7 +78,8 @@ async def check_share(stack: Stack, job: Job, dm: FakeMessage) -> None:
     assert note.ephemeral and note.content.startswith("Shared in the job's channel: ")
     assert str(posted.id) in note.content and "Share" not in labels(dm)
     shared = (await stack.job(job.id)).delivery
-    assert shared is not None and shared["shared"]["message_id"] == str(posted.id)
+    assert shared is not None and shared.shared is not None
+    assert shared.shared.message_id == str(posted.id)
 
 
 async def test_closed_dms_put_the_video_on_the_private_answer(wan: Stack) -> None:
@@ -88,7 +90,7 @@ async def test_closed_dms_put_the_video_on_the_private_answer(wan: Stack) -> Non
     done = await wan.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
     answer = record.original
     assert answer is not None and done.delivery is not None
-    assert done.delivery["place"] == "ephemeral" and answer.ephemeral
+    assert done.delivery.place == "ephemeral" and answer.ephemeral
     assert answer.content.startswith("I could not send you a DM") and answer.files
     assert wan.dms("alice") == []
     await wan.fake.wait_for(lambda: answer if "Share" in labels(answer) else None,
@@ -110,7 +112,8 @@ async def test_closed_dms_after_the_token_died_make_the_job_undeliverable(
         await stack.wait_id(job.id, lambda j: j.state is JobState.RUNNING)
         await bot.progress.settle()
         record.expire()  # 15 minutes pass for Discord...
-        ref = {**(job.progress_ref or {}), "expires_at": 0}  # ...and for the bot
+        assert job.progress_ref is not None
+        ref = replace(job.progress_ref, expires_at=0.0)  # ...and for the bot
         await bot.store.update_job(job.id, progress_ref=ref)
         hooks = len([r for r in stack.fake.requests if r.path.startswith("/webhooks/")])
         stack.clock.advance(LONG_S)
@@ -131,7 +134,7 @@ async def test_a_crash_after_the_dm_does_not_send_it_twice(stack: Stack) -> None
     [dm] = stack.dms("alice")
     async with stack.start():
         done = await stack.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
-    assert done.delivery is not None and done.delivery["message_id"] == str(dm.id)
+    assert done.delivery is not None and done.delivery.message_id == str(dm.id)
     assert len(stack.dms("alice")) == 1 and len(stack.creates()) == 1
 
 
@@ -146,10 +149,10 @@ async def test_rerun_from_the_dm_stays_private(stack: Stack) -> None:
         dm = await dm_of(stack)
         click = await stack.fake.click(labels(dm)["Rerun"], dm.id)
         [answer] = await click.wait_followups(1)
-        again = await stack.wait_job(lambda j: j.display.get("rerun_of") == job.id)
+        again = await stack.wait_job(lambda j: j.display.rerun_of == job.id)
         done = await stack.wait_id(again.id, lambda j: j.state is JobState.DELIVERED)
     assert answer.ephemeral and f"Job `{again.id}` is private" in answer.content
     assert done.private and done.channel_id == job.channel_id
-    assert done.progress_ref is not None and done.progress_ref["kind"] == "interaction"
+    assert done.progress_ref is not None and done.progress_ref.kind == "interaction"
     assert stack.fake.requests_to("GET", r"^/guilds/\d+/members/\d+$")
     assert len(stack.dms("alice")) == 2 and stack.fake.messages[stack.channel_id] == []

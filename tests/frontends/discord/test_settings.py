@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine import Job, JobState
+from bot.engine import Job, JobState, Post
 from bot.frontends.common.teams import DAY_S, day_start
 from tests.discord_stack import Stack, image, labels, reply
 from tests.fakediscord import FakeMessage
@@ -150,14 +150,14 @@ async def test_every_finished_video_is_also_posted_to_the_gallery(early: Stack) 
     private = job_id(await kf2v(early, private=True))
     await early.wait_id(private, lambda j: j.terminal)
     [post] = gallery_posts(early)
-    assert first.delivery is not None and "gallery" not in first.delivery
-    assert second.delivery is not None and second.delivery["gallery"]["message_id"] == str(
+    assert first.delivery is not None and first.delivery.gallery is None
+    assert second.delivery is not None and second.delivery.gallery.message_id == str(
         post.id)
     embed, shown = post.embeds[0], fields(post)
     assert embed["description"] == "> a cat turns" and "seed=3" in shown["Options"]
     assert shown["By"] == f"<@{early.fake.user('alice').id}>"
     link = (f"https://discord.com/channels/{early.team_id}/{early.channel_id}/"
-            f"{second.delivery['message_id']}")
+            f"{second.delivery.message_id}")
     assert shown["Job"] == f"[{second.id}]({link})"
     assert embed["footer"]["text"] == f"Gallery · job {second.id}"
     assert post.files and list(labels(post)) == ["Rerun", "Edit and rerun", "Delete"]
@@ -175,7 +175,7 @@ async def test_the_gallery_post_is_made_once_across_a_crash(stack: Stack, dies: 
         await stack.set_team(gallery_channel_id=str(stack.fake.channel("gallery").id))
         ensure = bot.deliverer.gallery.ensure
 
-        async def die(job: Job, where: dict[str, Any], *, look_first: bool) -> dict[str, Any]:
+        async def die(job: Job, where: Post, *, look_first: bool) -> Post | None:
             if dies == "after the gallery post":
                 await ensure(job, where, look_first=look_first)
             posted.set()
@@ -190,7 +190,7 @@ async def test_the_gallery_post_is_made_once_across_a_crash(stack: Stack, dies: 
     async with stack.start():
         done = await stack.wait_id(job_id(answer), lambda j: j.state is JobState.DELIVERED)
     [post] = gallery_posts(stack)
-    assert done.delivery is not None and done.delivery["gallery"]["message_id"] == str(post.id)
+    assert done.delivery is not None and done.delivery.gallery.message_id == str(post.id)
     assert len(stack.deliveries()) == 1 and len(stack.creates()) == 1
 
 
@@ -202,5 +202,6 @@ async def test_a_gallery_the_bot_may_not_post_in_does_not_fail_the_job(
     await early.set_team(gallery_channel_id=str(gallery))
     early.fake.fail_next("POST", rf"^/channels/{gallery}/messages$", status=403)
     done = await early.wait_id(job_id(await kf2v(early)), lambda j: j.terminal)
-    assert done.state is JobState.DELIVERED and "gallery" not in (done.delivery or {})
+    assert done.state is JobState.DELIVERED and done.delivery is not None
+    assert done.delivery.gallery is None
     assert gallery_posts(early) == [] and len(early.deliveries()) == 1
