@@ -13,6 +13,7 @@ import discord
 
 from bot.engine import Job, Store
 from bot.frontends.common import teams
+from bot.frontends.discord.guilds import guild_of
 from bot.frontends.discord.job_messages import roles_text
 
 
@@ -22,7 +23,7 @@ async def member_of(client: discord.Client, interaction: discord.Interaction[Any
     user = interaction.user
     if isinstance(user, discord.Member) and str(user.guild.id) == team_id:
         return user
-    guild = client.get_guild(int(team_id)) if team_id.isdigit() else None
+    guild = guild_of(client, team_id)
     if guild is None:
         return None
     try:
@@ -46,7 +47,7 @@ async def generate_refusal(client: discord.Client, store: Store,
     if is_admin(member) or (member is not None and any(
             str(role.id) in allowed for role in member.roles)):
         return None
-    guild = client.get_guild(int(team_id)) if team_id.isdigit() else None
+    guild = guild_of(client, team_id)
     roles = [guild.get_role(int(r)) if guild and r.isdigit() else None for r in allowed]
     return roles_text(sorted(role.name for role in roles if role is not None))
 

@@ -21,6 +21,7 @@ from bot.engine import RESULT_TTL_S, Delivery, Job, Post, Store
 from bot.errors import Undeliverable
 from bot.frontends.discord.components import result_view
 from bot.frontends.discord.gallery import Gallery
+from bot.frontends.discord.guilds import guild_of
 from bot.frontends.discord.job_messages import (
     allowed_mentions,
     delivery_text,
@@ -75,7 +76,7 @@ class DiscordDeliverer:
     def upload_limit(self, job: Job) -> int:
         if limit := job.display.upload_limit:
             return limit
-        guild = self.client.get_guild(int(job.team_id)) if job.team_id.isdigit() else None
+        guild = guild_of(self.client, job.team_id)
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
     # --- public: a reply to the progress message ---------------------------------------------

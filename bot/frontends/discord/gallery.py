@@ -18,6 +18,7 @@ import discord
 from bot.engine import Job, Post, Store
 from bot.frontends.common import teams
 from bot.frontends.discord.components import result_view
+from bot.frontends.discord.guilds import guild_id, guild_of
 from bot.frontends.discord.job_messages import gallery_embed, gallery_footer, link_text, no_mentions
 from bot.frontends.discord.video_posts import (
     DEFAULT_UPLOAD_LIMIT,
@@ -40,7 +41,8 @@ class Gallery:
         channel_id = await self.channel_id(job)
         if channel_id is None:
             return None
-        channel = self.client.get_partial_messageable(int(channel_id), guild_id=_guild(job))
+        channel = self.client.get_partial_messageable(int(channel_id),
+                                                      guild_id=guild_id(job.team_id))
         try:
             found = await find_post(self.client, channel, _is_ours(job)) if look_first else None
             if found is not None:
@@ -64,7 +66,7 @@ class Gallery:
         return await post_video(send, job, Path(job.video_path or ""), _text, self._limit(job))
 
     def _limit(self, job: Job) -> int:
-        guild = self.client.get_guild(_guild(job) or 0)
+        guild = guild_of(self.client, job.team_id)
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
 
@@ -78,10 +80,6 @@ def jump_url(job: Job, delivered: Post) -> str | None:
 
 def _text(job: Job, link: str | None) -> str:
     return link_text(link).strip()
-
-
-def _guild(job: Job) -> int | None:
-    return int(job.team_id) if job.team_id.isdigit() else None
 
 
 def _is_ours(job: Job) -> Any:

@@ -18,6 +18,7 @@ from bot.engine import Engine, Job, JobRequest, JobUpdate, ProgressRef, Store
 from bot.frontends.common import teams
 from bot.frontends.common.teams import LimitError
 from bot.frontends.common.texts import apology
+from bot.frontends.discord.guilds import guild_id
 from bot.frontends.discord.job_messages import (
     allowed_mentions,
     confirm_text,
@@ -77,8 +78,8 @@ class Submitter:
                            update: JobUpdate) -> discord.Message:
         """The progress message in the channel, mentioning the requester."""
         job = update.job
-        guild_id = int(job.team_id) if job.team_id.isdigit() else None
-        channel = self.client.get_partial_messageable(int(job.channel_id), guild_id=guild_id)
+        channel = self.client.get_partial_messageable(int(job.channel_id),
+                                                      guild_id=guild_id(job.team_id))
         face = Face.of(update)
         message = await channel.send(queued_text(job), allowed_mentions=allowed_mentions(job),
                                      **face.send_kwargs())
