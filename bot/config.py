@@ -126,6 +126,15 @@ def load_settings(
     """Settings from `env` (default: the process environment over `.env`); ConfigError lists all
     problems with how to fix each."""
     r = _Reader(_read_env(env, env_file))
+    settings = Settings(**_secrets(r, need_discord), **_places(r), **_tuning(r, known_models))
+    if settings.max_qps > 20:
+        r.problems.append("MAX_QPS must be at most 20: the account allows 20 task queries/s.")
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+def _secrets(r: _Reader, need_discord: bool) -> dict[str, Any]:
     key = r.need("DASHSCOPE_API_KEY", "create one in Alibaba Cloud Model Studio (API keys)")
     token = r.get("DISCORD_TOKEN")
     if need_discord and not token:
@@ -133,38 +142,41 @@ def load_settings(
             "DISCORD_TOKEN is not set: copy the bot token from the Discord developer portal "
             "(your application > Bot > Reset Token)."
         )
+    return {"dashscope_api_key": key, "discord_token": token}
+
+
+def _places(r: _Reader) -> dict[str, Any]:
+    """Where things are: the provider's region and address, the database, the videos."""
     region = r.parse("DASHSCOPE_REGION", "singapore", _choice(REGIONS), ", ".join(REGIONS))
     base_url = r.get("DASHSCOPE_BASE_URL") or REGION_URLS[region]
     if not base_url.startswith(("http://", "https://")):
         r.problems.append(f"DASHSCOPE_BASE_URL={base_url!r} must start with http:// or https://.")
     db = Path(r.get("DATABASE_PATH") or "data/wanbot.sqlite3")
-    settings = Settings(
-        dashscope_api_key=key,
-        discord_token=token,
-        region=region,
-        base_url=base_url.rstrip("/"),
-        database_path=db,
-        video_dir=Path(r.get("VIDEO_DIR") or db.parent / "videos"),
-        guild_ids=r.parse("DISCORD_GUILD_IDS", (), _ids, "comma-separated numeric guild ids"),
-        media_handoff=r.parse("MEDIA_HANDOFF", "auto", _choice(HANDOFFS), ", ".join(HANDOFFS)),
-        trusted_hosts=frozenset(filter(None, r.get("TRUSTED_MEDIA_HOSTS").split(","))),
-        max_qps=r.parse("MAX_QPS", 10.0, _positive, "a positive number of queries per second"),
-        concurrency=r.parse("MODEL_CONCURRENCY", {}, _concurrency(known_models),
-                            "model=slots,model=slots"),
-        http_timeout_s=r.parse("HTTP_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
-        fetch_timeout_s=r.parse("FETCH_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
-        progress_interval_s=r.parse("PROGRESS_INTERVAL_S", 5.0, _positive, "seconds, > 0"),
-        video_keep_s=3600 * r.parse("VIDEO_KEEP_HOURS", 48.0, _positive, "hours, > 0"),
-        log_level=r.parse(
+    return {
+        "region": region,
+        "base_url": base_url.rstrip("/"),
+        "database_path": db,
+        "video_dir": Path(r.get("VIDEO_DIR") or db.parent / "videos"),
+        "guild_ids": r.parse("DISCORD_GUILD_IDS", (), _ids, "comma-separated numeric guild ids"),
+        "trusted_hosts": frozenset(filter(None, r.get("TRUSTED_MEDIA_HOSTS").split(","))),
+    }
+
+
+def _tuning(r: _Reader, known_models: Collection[str] | None) -> dict[str, Any]:
+    """How the bot behaves: hand-off, rates, slots, timeouts, clean-up, logging."""
+    return {
+        "media_handoff": r.parse("MEDIA_HANDOFF", "auto", _choice(HANDOFFS), ", ".join(HANDOFFS)),
+        "max_qps": r.parse("MAX_QPS", 10.0, _positive, "a positive number of queries per second"),
+        "concurrency": r.parse("MODEL_CONCURRENCY", {}, _concurrency(known_models),
+                               "model=slots,model=slots"),
+        "http_timeout_s": r.parse("HTTP_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
+        "fetch_timeout_s": r.parse("FETCH_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
+        "progress_interval_s": r.parse("PROGRESS_INTERVAL_S", 5.0, _positive, "seconds, > 0"),
+        "video_keep_s": 3600 * r.parse("VIDEO_KEEP_HOURS", 48.0, _positive, "hours, > 0"),
+        "log_level": r.parse(
             "LOG_LEVEL", "INFO", lambda s: _choice(LEVELS)(s).upper(), ", ".join(LEVELS)
         ),
-    )
-    if settings.max_qps > 20:
-        r.problems.append("MAX_QPS must be at most 20: the account allows 20 task queries/s.")
-    if r.problems:
-        raise ConfigError(r.problems)
-    return settings
-
+    }
 
 
 def settings_or_exit(**kwargs: Any) -> Settings:
