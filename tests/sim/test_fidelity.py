@@ -23,8 +23,13 @@ BEIJING = timedelta(hours=8)
 
 
 @pytest.fixture
-def sim_config() -> SimConfig:
-    return SimConfig(clock=ManualClock(T0), pending_s=10, running_s=60)
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def sim_config(clock: ManualClock) -> SimConfig:
+    return SimConfig(clock=clock, pending_s=10, running_s=60)
 
 
 def list_time(epoch_s: float) -> str:
@@ -175,44 +180,39 @@ def test_clock_is_the_wall_clock_at_any_scale() -> None:
 
 
 async def test_time_scale_shortens_tasks_not_the_calendar(
-    session: aiohttp.ClientSession
+    sim: Simulator, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
-    """At x60 a 10 s queue and 600 s run take 11 clock seconds; the times are the clock's."""
-    clock = ManualClock(T0)
-    config = SimConfig(clock=clock, time_scale=60.0, pending_s=60, running_s=600)
-    async with run_simulator(config) as sim:
-        clock.advance(100)  # the simulator has been up a while when the task comes
-        task_id = await created_id(session, sim)
-        await sim.settle()
-        clock.advance(11)
-        out = (await query(session, sim, f"/tasks/{task_id}"))[1]["output"]
-        _, listed = await query(session, sim, "/tasks")
+    """At x60 a 600 s queue and a 60 s run take 11 clock seconds; times are the clock's."""
+    sim.config.time_scale, sim.config.pending_s, sim.config.running_s = 60.0, 600, 60
+    clock.advance(100)  # the simulator has been up a while when the task comes
+    task_id = await created_id(session, sim)
+    await sim.settle()
+    clock.advance(11)
+    out = (await query(session, sim, f"/tasks/{task_id}"))[1]["output"]
+    _, listed = await query(session, sim, "/tasks")
     assert out["task_status"] == "SUCCEEDED"
-    assert (out["submit_time"], out["end_time"]) == (fmt_time(T0 + 100), fmt_time(T0 + 111))
+    assert (out["submit_time"], out["scheduled_time"], out["end_time"]) == (
+        fmt_time(T0 + 100), fmt_time(T0 + 110), fmt_time(T0 + 111))
     assert listed["data"][0]["gmt_create"] == (T0 + 100) * 1000
 
 
 async def test_new_time_scale_applies_to_new_tasks(
-    session: aiohttp.ClientSession
+    sim: Simulator, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     """Changing time_scale while running leaves tasks already made as they were."""
-    clock = ManualClock(T0)
-    config = SimConfig(clock=clock, time_scale=1.0, pending_s=0, running_s=60)
-    async with run_simulator(config) as sim:
-        first = await created_id(session, sim)
-        config.time_scale = 60.0
-        second = await created_id(session, sim)
-        await sim.settle()
-        clock.advance(2)
-        states = [sim.tasks[t].status(sim.now(), config.ttl_s) for t in (first, second)]
-    assert states == ["RUNNING", "SUCCEEDED"]
+    first = await created_id(session, sim)  # x1: queued 10 s, then 60 s
+    sim.config.time_scale = 60.0
+    second = await created_id(session, sim)  # x60: done in 70/60 s
+    await sim.settle()
+    clock.advance(2)
+    states = [sim.tasks[t].status(sim.now(), sim.config.ttl_s) for t in (first, second)]
+    assert states == ["PENDING", "SUCCEEDED"]
 
 
 async def test_client_on_wall_time_lists_a_fast_sims_tasks(
-    session: aiohttp.ClientSession
+    session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     """A bot on the wall clock, listing the last hour after a restart, finds a x20 sim's task."""
-    clock = ManualClock(T0)
     async with run_simulator(SimConfig(clock=clock, time_scale=20.0)) as sim:
         clock.advance(600)  # the simulator ran ten minutes before the bot came
         task_id = await created_id(session, sim)
