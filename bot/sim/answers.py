@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.provider.catalog import expected_seconds
-from bot.sim.media import BEIJING, INVALID, Refuse, fmt_time, rid
+from bot.provider.catalog import BEIJING, expected_seconds
+from bot.sim.media import INVALID, Refuse, fmt_time, rid
 from bot.sim.state import SimConfig, SimTask
 
 DAY_S = 86_400.0

@@ -20,7 +20,7 @@ import secrets
 import struct
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -30,9 +30,15 @@ from aiohttp import BodyPartReader, web
 from PIL import Image, UnidentifiedImageError
 
 from bot.errors import InputError
-from bot.provider.catalog import InputField, MediaKind, MediaLimits, Model, check_request
+from bot.provider.catalog import (
+    BEIJING,
+    InputField,
+    MediaKind,
+    MediaLimits,
+    Model,
+    check_request,
+)
 
-BEIJING = timezone(timedelta(hours=8))  # the provider's timestamps are UTC+8
 INVALID = "InvalidParameter"
 # Inputs the official `dashscope` SDK adds to every create body: the deprecated prompt switch, and
 # `function` set to its own API's name (a model with a function of its own needs that one).

@@ -24,7 +24,7 @@ from uuid import uuid4
 import aiohttp
 from aiohttp import web
 
-from bot.provider.catalog import InputField, Model, model_for_api_name
+from bot.provider.catalog import OSS_HEADER, InputField, Model, model_for_api_name
 from bot.sim import media as sim_media
 from bot.sim.answers import ListQuery, list_answer, task_answer, unknown_answer
 from bot.sim.media import INVALID, MIB, MediaError, Refuse, json_body, rid, uses_oss, validate
@@ -42,7 +42,6 @@ from bot.sim.state import (
 __all__ = ["DEFAULT_KEY", "SimConfig", "SimRequest", "Simulator", "run_simulator"]
 
 API = "/api/v1"
-OSS_HEADER = "X-DashScope-OssResourceResolve"
 SECRET_HEADERS = frozenset({"authorization", "cookie"})
 CANNOT_CANCEL = "Failed to cancel the task, please confirm if the task is in PENDING status."
 ROUTES = ("create", "task", "list", "cancel", "policy", "upload", "result", "file")

@@ -16,10 +16,9 @@ from bot.sim.media import fmt_time, make_mp4
 from bot.sim.server import SimConfig, Simulator, run_simulator
 from bot.sim.state import ManualClock
 from tests.conftest import make_image
-from tests.sim.wire import headers, kf2v, outcome, post, query
+from tests.sim.wire import headers, kf2v, list_time, outcome, post, query
 
 T0 = 1_760_000_000.0  # ManualClock's start
-BEIJING = timedelta(hours=8)
 
 
 @pytest.fixture
@@ -30,11 +29,6 @@ def clock() -> ManualClock:
 @pytest.fixture
 def sim_config(clock: ManualClock) -> SimConfig:
     return SimConfig(clock=clock, pending_s=10, running_s=60)
-
-
-def list_time(epoch_s: float) -> str:
-    """A list-query time as the SDK documents it: `YYYYMMDDhhmmss` (UTC+8)."""
-    return (datetime.fromtimestamp(epoch_s, UTC) + BEIJING).strftime("%Y%m%d%H%M%S")
 
 
 def window(start_s: float, end_s: float) -> str:

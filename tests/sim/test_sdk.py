@@ -12,7 +12,6 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from dashscope.api_entities.http_request import close_shared_sync_session
 from bot.sim.server import SimConfig, Simulator
 from tests.conftest import make_image
 from tests.net_support import install_tripwire
+from tests.sim.wire import list_time
 
 KF2V = "wan2.2-kf2v-flash"
 I2V = "wan2.2-i2v-flash"
@@ -62,11 +62,6 @@ async def kf2v_task(sim: Simulator, **media: str) -> Any:
                             resolution="480P", api_key=sim.api_key, **(media or frames(sim)))
     assert answer.status_code == 200, answer
     return answer
-
-
-def list_time(when: datetime) -> str:
-    """The SDK documents list times as `YYYYMMDDhhmmss` (e.g. 20230420000000); UTC+8."""
-    return (when + timedelta(hours=8)).strftime("%Y%m%d%H%M%S")
 
 
 async def test_async_call_sends_the_sdk_fields(sdk: Simulator) -> None:
@@ -112,9 +107,9 @@ async def test_list_finds_the_task(sdk: Simulator) -> None:
     """list() over the last hour returns the task with its documented fields."""
     sdk.config.pending_s = 10**9
     task = await kf2v_task(sdk)
-    now = datetime.now(UTC)
-    listed = await blocking(VideoSynthesis.list, start_time=list_time(now - timedelta(hours=1)),
-                            end_time=list_time(now + timedelta(minutes=1)),
+    now = time.time()
+    listed = await blocking(VideoSynthesis.list, start_time=list_time(now - 3600),
+                            end_time=list_time(now + 60),
                             model_name=KF2V, api_key=sdk.api_key)
     assert listed.status_code == 200, listed
     [item] = listed.output["data"]
@@ -124,8 +119,8 @@ async def test_list_finds_the_task(sdk: Simulator) -> None:
 
 async def test_list_longer_than_a_day_is_refused(sdk: Simulator) -> None:
     """list() over 25 hours gets the provider's 400 InvalidParameter."""
-    now = datetime.now(UTC)
-    listed = await blocking(VideoSynthesis.list, start_time=list_time(now - timedelta(hours=25)),
+    now = time.time()
+    listed = await blocking(VideoSynthesis.list, start_time=list_time(now - 25 * 3600),
                             end_time=list_time(now), api_key=sdk.api_key)
     assert (listed.status_code, listed.code) == (400, "InvalidParameter")
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 
+from bot.provider.catalog import BEIJING
 from bot.sim.server import Simulator
 from tests.conftest import data_url, make_image
 
 KF2V_PATH = "/services/aigc/image2video/video-synthesis"
 I2V_PATH = "/services/aigc/video-generation/video-synthesis"
 IMAGE = data_url(make_image())
+
+
+def list_time(epoch_s: float) -> str:
+    """A task-list time as the SDK documents it (`YYYYMMDDhhmmss`, e.g. 20230420000000), UTC+8."""
+    return datetime.fromtimestamp(epoch_s, BEIJING).strftime("%Y%m%d%H%M%S")
 
 
 def headers(sim: Simulator, **extra: str) -> dict[str, str]:
