@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "sim":
-        from bot.sim.server import main as sim_main
+        from bot.sim.cli import main as sim_main
 
         return sim_main(argv[1:])
     if command in ("generate", "check"):

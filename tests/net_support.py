@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
+from typing import Any
 
 import aiohappyeyeballs
 import pytest
@@ -105,4 +107,26 @@ def install_tripwire(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return await real(addr_infos, *args, **kwargs)
 
     monkeypatch.setattr(aiohappyeyeballs, "start_connection", loopback_only)
+    _guard_sockets(monkeypatch, outside)
     return outside
+
+
+def _guard_sockets(monkeypatch: pytest.MonkeyPatch, outside: list[str]) -> None:
+    """The same for blocking clients (requests, as the official dashscope SDK uses)."""
+    real = socket.socket.connect
+
+    def loopback_only(sock: socket.socket, address: Any) -> None:
+        host = str(address[0]) if sock.family in (socket.AF_INET, socket.AF_INET6) else ""
+        if host and not _is_loopback(host):
+            outside.append(host)
+            raise OSError(f"test tripwire: refused to connect to {host}")
+        real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:  # a name, not an address: only localhost is surely local
+        return host == "localhost"

@@ -70,7 +70,7 @@ class InputField:
 
 @dataclass(frozen=True)
 class Option:
-    """One value of the body's `parameters` object."""
+    """One value of the body's `parameters` object (or of `input`, where `in_input`)."""
 
     name: str
     kind: type
@@ -79,6 +79,7 @@ class Option:
     min: int | None = None
     max: int | None = None
     send_default: bool = True  # send the default explicitly so a summary shows what was asked
+    in_input: bool = False  # the model's reference lists it under `input`, not `parameters`
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,11 @@ class Model:
 
     def field(self, name: str) -> InputField:
         return next(f for f in self.inputs if f.name == name)
+
+    @property
+    def input_options(self) -> frozenset[str]:
+        """The options a create body carries in `input` rather than `parameters`."""
+        return frozenset(name for name, opt in self.options.items() if opt.in_input)
 
 
 IMAGE_FORMATS = frozenset({"jpeg", "png", "bmp", "webp"})
@@ -175,7 +181,8 @@ def _animate(name: str) -> Model:
     options = {
         "mode": Option("mode", str, "wan-std", ("wan-std", "wan-pro")),
         "check_image": Option("check_image", bool, True),
-        "watermark": Option("watermark", bool, False),
+        # Unlike the other models, the animate reference puts watermark in `input`.
+        "watermark": Option("watermark", bool, False, in_input=True),
     }
     return Model(
         name,
@@ -396,6 +403,7 @@ def build_body(
     if negative_prompt:
         body_input["negative_prompt"] = negative_prompt
     body_input.update({k: v for k, v in media.items() if v})
+    body_input.update({k: params.pop(k) for k in sorted(model.input_options & params.keys())})
     return {"model": model.api_name(region), "input": body_input, "parameters": params}
 
 

@@ -20,7 +20,7 @@ import secrets
 import struct
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -30,10 +30,20 @@ from aiohttp import BodyPartReader, web
 from PIL import Image, UnidentifiedImageError
 
 from bot.errors import InputError
-from bot.provider.catalog import InputField, MediaKind, MediaLimits, Model, check_request
+from bot.provider.catalog import (
+    BEIJING,
+    InputField,
+    MediaKind,
+    MediaLimits,
+    Model,
+    check_request,
+)
 
-BEIJING = timezone(timedelta(hours=8))  # the provider's timestamps are UTC+8
 INVALID = "InvalidParameter"
+# Inputs the official `dashscope` SDK adds to every create body: the deprecated prompt switch, and
+# `function` set to its own API's name (a model with a function of its own needs that one).
+SDK_INPUTS = ("extend_prompt", "function")
+SDK_FUNCTION = "video-synthesis"
 CHUNK = 64 * 1024
 MIB = 1024 * 1024
 UPLOAD_MAX_MB = 100
@@ -216,19 +226,44 @@ def validate(
     given, params = body.get("input"), body.get("parameters", {})
     if not isinstance(given, dict) or not isinstance(params, dict):
         raise Refuse(400, INVALID, "input and parameters must be JSON objects.")
-    for key, value in model.fixed_input.items():
-        if given.get(key) != value:
-            raise Refuse(400, INVALID, f"input.{key} must be {value!r} for this model.")
+    _check_sdk_fields(model, given)
     # The provider cuts long prompts to length instead of refusing them.
     prompt = _clip(given.get("prompt"), model.prompt_max)
     negative = _clip(given.get("negative_prompt"), model.negative_prompt_max)
-    media = {k: v for k, v in given.items()
-             if k not in {"prompt", "negative_prompt", *model.fixed_input}}
+    options = {**params, **_input_options(model, given, params)}
+    not_media = {"prompt", "negative_prompt", *SDK_INPUTS, *model.fixed_input,
+                 *model.input_options}
+    media = {k: v for k, v in given.items() if k not in not_media}
     try:
-        resolved = check_request(model, media, prompt, negative, params)
+        resolved = check_request(model, media, prompt, negative, options)
     except InputError as exc:
         raise Refuse(400, INVALID, str(exc)) from exc
     return prompt, resolved, _urls(media)
+
+
+def _check_sdk_fields(model: Model, given: dict[str, Any]) -> None:
+    """The official SDK always sends `extend_prompt` (a bool) and `function` (its own name,
+    unless the caller sets the model's); anything else in them is an error."""
+    for key, value in model.fixed_input.items():
+        if given.get(key) != value:
+            raise Refuse(400, INVALID, f"input.{key} must be {value!r} for this model.")
+    extend = given.get("extend_prompt")
+    if extend is not None and not isinstance(extend, bool):
+        raise Refuse(400, INVALID, "input.extend_prompt must be true or false.")
+    function = given.get("function")
+    if "function" not in model.fixed_input and function not in (None, SDK_FUNCTION):
+        raise Refuse(400, INVALID, f"input.function {function!r} is not a function of "
+                     f"{model.name}.")
+
+
+def _input_options(model: Model, given: dict[str, Any], params: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """Options the model's reference puts in `input`; in `parameters` they are refused."""
+    misplaced = sorted(model.input_options & params.keys())
+    if misplaced:
+        raise Refuse(400, INVALID, f"parameters.{misplaced[0]}: {model.name} takes it in "
+                     "input, not parameters.")
+    return {k: given[k] for k in model.input_options if k in given}
 
 
 def _clip(text: Any, limit: int | None) -> str | None:
@@ -249,27 +284,6 @@ def _urls(media: dict[str, Any]) -> dict[str, list[str]]:
 
 def uses_oss(media: dict[str, list[str]]) -> bool:
     return any(u.startswith("oss://") for urls in media.values() for u in urls)
-
-
-def int_param(query: Any, name: str, default: int, high: int) -> int:
-    raw = query.get(name)
-    try:
-        value = default if raw is None else int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= high:
-        raise Refuse(400, INVALID, f"{name} must be a whole number from 1 to {high}.")
-    return value
-
-
-def time_param(query: Any, name: str) -> float | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    try:
-        return datetime.strptime(raw, "%Y%m%d%H%M%S").replace(tzinfo=BEIJING).timestamp()
-    except ValueError as exc:
-        raise Refuse(400, INVALID, f"{name} must look like YYYYMMDDhhmmss.") from exc
 
 
 # --- result videos -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ tests, and what it records (`SimTask`, `SimRequest`)."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -59,9 +60,11 @@ class SimConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
     region: str = "singapore"  # only this region's model names are known
-    time_scale: float = 1.0  # simulated seconds per clock second; see set_time_scale
-    clock: Callable[[], float] = field(default=time.time, repr=False)
-    pending_s: Seconds = 2.0  # queue time once a slot is free
+    # Tasks run this many times faster than the clock: their durations shrink, the calendar
+    # does not (every time reported is the clock's). A change applies to tasks created later.
+    time_scale: float = 1.0
+    clock: Callable[[], float] = field(default=time.time, repr=False)  # the wall clock
+    pending_s: Seconds = 2.0  # queue time once a slot is free (before time_scale)
     running_s: Seconds = 60.0
     ttl_s: float = 86_400.0  # task ids and result links live 24 h
     concurrency: dict[str, int] = field(default_factory=dict)  # catalog name -> slots
@@ -74,6 +77,11 @@ class SimConfig:
     task_failures: list[tuple[str, str]] = field(default_factory=list)  # next tasks fail so
     faults: list[Fault] = field(default_factory=list)
     log_limit: int = 10_000  # requests kept in `Simulator.requests`
+
+    @property
+    def api_key_id(self) -> str:
+        """The id the task list gives for the account's key: stable, and not the key."""
+        return str(int.from_bytes(hashlib.sha256(self.api_key.encode()).digest()[:4], "big"))
 
     def slots(self, model: Model) -> int:
         return self.concurrency.get(model.name, model.default_concurrency)
@@ -129,7 +137,7 @@ class SimTask:
     created: float
     params: dict[str, Any]
     prompt: str | None
-    pending_s: float
+    pending_s: float  # clock seconds, time_scale applied
     running_s: float
     failure: tuple[str, str] | None = None  # (code, message) it will fail with
     admitted: float | None = None  # when it got a concurrency slot

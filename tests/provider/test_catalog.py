@@ -63,10 +63,11 @@ def test_defaults_are_filled(model: Model, region: str) -> None:
     body = build(model, region)
     assert body["model"] == model.api_name(region)
     for opt in model.options.values():
+        where = body["input" if opt.in_input else "parameters"]
         if opt.default is not None and opt.send_default:
-            assert body["parameters"][opt.name] == opt.default
+            assert where[opt.name] == opt.default
         else:
-            assert opt.name not in body["parameters"]
+            assert opt.name not in where
     assert {k: body["input"][k] for k in model.fixed_input} == dict(model.fixed_input)
     assert all(body["input"][f.name] for f in model.inputs if f.required)
 

@@ -4,58 +4,23 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
 
 import aiohttp
 import av
 import pytest
 
 from bot.provider import catalog
+from bot.sim.cli import banner
 from bot.sim.media import make_mp4, make_wav
-from bot.sim.server import DEFAULT_KEY, SimConfig, Simulator, banner, run_simulator
+from bot.sim.server import DEFAULT_KEY, SimConfig, Simulator, run_simulator
 from bot.sim.state import ManualClock
-from tests.conftest import data_url, make_image
-
-KF2V_PATH = "/services/aigc/image2video/video-synthesis"
-I2V_PATH = "/services/aigc/video-generation/video-synthesis"
-IMAGE = data_url(make_image())
+from tests.conftest import make_image
+from tests.sim.wire import I2V_PATH, IMAGE, KF2V_PATH, headers, kf2v, outcome, post, query
 
 
 @pytest.fixture
 def sim_config() -> SimConfig:
     return SimConfig(clock=ManualClock(), pending_s=10, running_s=60)
-
-
-def headers(sim: Simulator, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sim.api_key}", "X-DashScope-Async": "enable", **extra}
-
-
-def kf2v(model: str = "wan2.2-kf2v-flash", **params: Any) -> dict[str, Any]:
-    media = {"first_frame_url": IMAGE, "last_frame_url": IMAGE}
-    return {"model": model, "input": {**media, "prompt": "a cat"}, "parameters": params}
-
-
-async def post(session: aiohttp.ClientSession, sim: Simulator, body: Any, path: str = KF2V_PATH,
-               hdrs: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    async with session.post(sim.base_url + path, json=body,
-                            headers=headers(sim) if hdrs is None else hdrs) as resp:
-        return resp.status, await resp.json()
-
-
-async def query(session: aiohttp.ClientSession, sim: Simulator, path: str
-                ) -> tuple[int, dict[str, Any]]:
-    async with session.get(sim.base_url + path, headers=headers(sim)) as resp:
-        return resp.status, await resp.json()
-
-
-async def outcome(session: aiohttp.ClientSession, sim: Simulator, body: dict[str, Any],
-                  path: str = KF2V_PATH) -> dict[str, Any]:
-    """Create, let an hour pass, and return the task query answer."""
-    status, created = await post(session, sim, body, path)
-    assert status == 200, created
-    await sim.settle()
-    sim.advance(3600)
-    return (await query(session, sim, f"/tasks/{created['output']['task_id']}"))[1]
 
 
 # --- the request gate --------------------------------------------------------------------------
@@ -337,19 +302,6 @@ async def test_request_log_hides_the_key(sim: Simulator, session: aiohttp.Client
     assert (entry.method, entry.route, entry.status) == ("POST", "create", 200)
     assert entry.body["model"] == "wan2.2-kf2v-flash"
     assert not any(k.lower() == "authorization" for k in entry.headers)
-
-
-def test_time_scale_can_change_while_running() -> None:
-    """A new time_scale applies from then on; time already passed is kept."""
-    clock = ManualClock(1000.0)
-    sim = Simulator(SimConfig(clock=clock, time_scale=2.0))
-    clock.advance(10)
-    sim.set_time_scale(60.0)
-    assert sim.now() == 1020.0
-    clock.advance(1)
-    assert sim.now() == 1080.0
-    sim.advance(120)
-    assert sim.now() == 1200.0
 
 
 async def test_default_fixture_runs_fast(session: aiohttp.ClientSession) -> None:
