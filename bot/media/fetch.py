@@ -13,6 +13,7 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -207,26 +208,50 @@ def _redirect_target(resp: aiohttp.ClientResponse, option: str) -> URL | None:
         raise InputError(option, "the link redirects to an address that is not valid.") from None
 
 
+@dataclass(frozen=True)
+class Bearer:
+    """A token for one origin (a chat platform's private file host): sent to that scheme, host
+    and port only, never to another origin a redirect leads to."""
+
+    origin: str  # e.g. "https://files.slack.com"
+    token: str = field(repr=False)
+
+    def headers_for(self, url: URL) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if origin_of(url) == self.origin else {}
+
+
+def origin_of(url: URL | str) -> str:
+    parsed = URL(str(url))
+    return str(parsed.origin()) if parsed.is_absolute() else ""
+
+
 @asynccontextmanager
 async def _response(
-    session: aiohttp.ClientSession, link: str, option: str
+    session: aiohttp.ClientSession, link: str, option: str, bearer: Bearer | None = None
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """The final response, following redirects ourselves so that every hop is checked."""
     guard = _guard_of(session)
     url = parse_link(link, option)
     for _ in range(MAX_REDIRECTS + 1):
         await guard.check_url(url, option)
-        async with session.get(url, allow_redirects=False) as resp:
+        headers = bearer.headers_for(url) if bearer else {}
+        async with session.get(url, allow_redirects=False, headers=headers) as resp:
             target = _redirect_target(resp, option)
             if target is None:
-                if resp.status >= 400:
-                    raise InputError(
-                        option, f"the link answered {resp.status}; check that it is public."
-                    )
+                _check_answer(resp, option, bearer)
                 yield resp
                 return
         url = target
     raise InputError(option, f"the link redirects more than {MAX_REDIRECTS} times.")
+
+
+def _check_answer(resp: aiohttp.ClientResponse, option: str, bearer: Bearer | None) -> None:
+    if resp.status >= 400:
+        raise InputError(option, f"the link answered {resp.status}; check that it is public.")
+    if bearer is not None and resp.content_type == "text/html":
+        # A private file host answers a missing or refused token with its sign-in page.
+        raise InputError(option, "the file host asked to sign in: the bot may not read this "
+                                 "file (is the app installed with files:read?).")
 
 
 async def _stream(
@@ -254,10 +279,11 @@ async def _download(
     option: str,
     max_bytes: int,
     timeout_s: float,
+    bearer: Bearer | None = None,
 ) -> int:
     """Stream `link` into `write`; every failure becomes an InputError naming `option`."""
     try:
-        async with asyncio.timeout(timeout_s), _response(session, link, option) as resp:
+        async with asyncio.timeout(timeout_s), _response(session, link, option, bearer) as resp:
             return await _stream(resp, write, option, max_bytes)
     except TimeoutError:
         raise InputError(option, f"could not download the file in {timeout_s:g} s.") from None
@@ -274,7 +300,8 @@ async def _download(
 
 
 async def fetch_bytes(
-    session: aiohttp.ClientSession, link: str, *, option: str, max_bytes: int, timeout_s: float
+    session: aiohttp.ClientSession, link: str, *, option: str, max_bytes: int, timeout_s: float,
+    bearer: Bearer | None = None,
 ) -> bytes:
     """The body of `link` in memory (images, audio: at most a few tens of MB)."""
     buffer = bytearray()
@@ -282,7 +309,8 @@ async def fetch_bytes(
     async def write(chunk: bytes) -> None:
         buffer.extend(chunk)
 
-    await _download(session, link, write, option=option, max_bytes=max_bytes, timeout_s=timeout_s)
+    await _download(session, link, write, option=option, max_bytes=max_bytes, timeout_s=timeout_s,
+                    bearer=bearer)
     return bytes(buffer)
 
 
@@ -312,6 +340,7 @@ async def fetch_to_file(
     option: str,
     max_bytes: int,
     timeout_s: float,
+    bearer: Bearer | None = None,
 ) -> int:
     """Stream `link` into `dest` (videos: never whole in memory); the byte count. A failed
     download leaves no partial file behind."""
@@ -320,7 +349,8 @@ async def fetch_to_file(
     done = False
     try:
         size = await _download(
-            session, link, sink.write, option=option, max_bytes=max_bytes, timeout_s=timeout_s
+            session, link, sink.write, option=option, max_bytes=max_bytes, timeout_s=timeout_s,
+            bearer=bearer,
         )
         await sink.flush()
         done = True

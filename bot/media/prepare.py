@@ -24,6 +24,7 @@ from yarl import URL
 from bot.config import Settings
 from bot.errors import InputError
 from bot.media.fetch import (
+    Bearer,
     GuardedConnector,
     fetch_bytes,
     fetch_to_file,
@@ -96,6 +97,14 @@ class Attachment(MediaSource):
 
 
 @dataclass(frozen=True)
+class PrivateFile(Attachment):
+    """A file a chat platform keeps private (Slack): fetched with the bot's token, which goes to
+    the file's own origin only; never a public link, so always handed over as an upload."""
+
+    bearer: Bearer | None = None  # its repr leaves the token out
+
+
+@dataclass(frozen=True)
 class LocalFile(MediaSource):
     """A file on disk (terminal front end): no public URL, so it is uploaded or inlined."""
 
@@ -151,6 +160,7 @@ class _Loaded:
     content: bytes | Path  # images and audio in memory; videos as a file
     filename: str
     public_url: str | None  # a link the provider can fetch itself; None for local files
+    private: bool = False  # a platform's private file: only ever handed over as an upload
 
 
 def _byte_cap(limits: MediaLimits, settings: Settings) -> int:
@@ -212,20 +222,23 @@ async def _load(
     if isinstance(item, Attachment) and item.size > cap:
         raise InputError(option, over_limit(cap, item.size))  # costs nothing: not downloaded
     name = item.filename if isinstance(item, Attachment) else _url_name(item.url)
+    private = isinstance(item, PrivateFile)
     limit: dict[str, Any] = {
         "option": option,
         "max_bytes": cap,
         "timeout_s": ctx.settings.fetch_timeout_s,
+        "bearer": item.bearer if private else None,
     }
+    public_url = None if private else str(URL(item.url.strip()))
     if limits.kind is not MediaKind.VIDEO:
         async with _session(ctx) as session:
             data = await fetch_bytes(session, item.url, **limit)
-        yield _Loaded(data, name, str(URL(item.url.strip())))
+        yield _Loaded(data, name, public_url, private)
         return
     async with _temp_path(name) as path:
         async with _session(ctx) as session:
             await fetch_to_file(session, item.url, path, **limit)
-        yield _Loaded(path, name, str(URL(item.url.strip())))
+        yield _Loaded(path, name, public_url, private)
 
 
 # --- handing over -------------------------------------------------------------------------
@@ -258,7 +271,7 @@ async def _hand_over(
     mode = ctx.settings.media_handoff
     if loaded.public_url and not notes and mode == "url":
         return Prepared(field.name, loaded.public_url, info, notes)
-    if mode == "data" and field.accepts_data_url:
+    if mode == "data" and field.accepts_data_url and not loaded.private:
         url = await asyncio.to_thread(_data_url_sync, content, info.format)
         return Prepared(field.name, url, info, notes)
     name = _upload_name(loaded.filename, info.format)
