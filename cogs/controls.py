@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.frontends.discord.components import FORM, JobButton
+from bot.frontends.common.job_buttons import FORM
+from bot.frontends.discord.components import JobButton
 
 if TYPE_CHECKING:
     from bot.frontends.discord.client import WanBot

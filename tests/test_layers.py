@@ -28,6 +28,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
                           "bot.frontends.common"),
     "bot.frontends.discord": ("leaves", "bot.provider", "bot.media", "bot.engine",
                               "bot.frontends.common"),
+    "bot.frontends.slack": ("leaves", "bot.provider", "bot.media", "bot.engine",
+                            "bot.frontends.common"),
     "cogs": ("leaves", "bot.provider", "bot.media", "bot.engine", "bot.frontends.common",
              "bot.frontends.discord"),
 }
@@ -148,6 +150,8 @@ def test_every_module_has_a_layer() -> None:
     ("bot.frontends.discord.submit", "bot.frontends.discord.client", "client module"),
     ("bot.sim.server", "bot.media.probe", "imports bot.media.probe"),
     ("bot.media.fetch", "slack_bolt", "chat library"),
+    ("bot.frontends.common.intake", "slack_sdk", "chat library"),
+    ("bot.frontends.slack.command_text", "bot.frontends.discord.inputs", "imports bot.frontends"),
 ])
 def test_a_forbidden_import_is_caught(module: str, target: str, words: str) -> None:
     """The check fails when a forbidden import is added."""

@@ -15,16 +15,11 @@ import discord
 
 from bot.engine import Job, JobState, JobUpdate, Post, ProgressRef
 from bot.errors import describe
+from bot.frontends.common.job_facts import STATE_TEXT, inputs_text, options_text, ordinal
 from bot.frontends.common.team_admin import UsageReport
 from bot.frontends.common.teams import TeamSettings, Usage
 from bot.frontends.common.texts import quote
-from bot.frontends.discord.job_messages import (
-    COLOURS,
-    STATE_TEXT,
-    inputs_text,
-    options_text,
-    ordinal,
-)
+from bot.frontends.discord.job_messages import COLOURS
 
 PAGE_SIZE = 10
 MAX_LISTED = 100  # /jobs shows this many of the newest; /job finds any

@@ -9,29 +9,20 @@ is read from the store and `JobActions` (`job_actions`) decides. The form's cust
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from typing import Any, Protocol, cast
 
 import discord
 
 from bot.engine import Job, JobState
-from bot.frontends.common.reruns import editable
+from bot.frontends.common.job_buttons import (
+    BUTTON,
+    CANCELABLE,
+    ENDED_EARLY,
+    Action,
+    again_actions,
+    custom_id,
+)
 from bot.provider import catalog
-
-JOB_ID = r"(?P<id>[0-9a-f]{1,32})"
-FORM = re.compile(rf"wan:editform:{JOB_ID}")
-CANCELABLE = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.PENDING,
-                        JobState.RUNNING, JobState.SUCCEEDED})
-ENDED_EARLY = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
-
-
-class Action(StrEnum):
-    CANCEL = "cancel"  # stop the job (requester or admin)
-    RERUN = "rerun"  # the same again with a new seed (anyone who may generate)
-    EDIT = "edit"  # the form, then a new job (anyone who may generate)
-    SHARE = "share"  # a private result into the job's channel (requester)
-    DELETE = "delete"  # remove the result message (requester or admin)
-
 
 LOOKS = {
     Action.CANCEL: ("Cancel", discord.ButtonStyle.danger),
@@ -40,9 +31,6 @@ LOOKS = {
     Action.SHARE: ("Share", discord.ButtonStyle.primary),
     Action.DELETE: ("Delete", discord.ButtonStyle.secondary),
 }
-
-
-BUTTON = re.compile(rf"wan:(?P<action>{'|'.join(Action)}):{JOB_ID}")
 
 
 class ButtonHandler(Protocol):
@@ -59,10 +47,6 @@ class HasButtonHandler(Protocol):
 
     @property
     def actions(self) -> ButtonHandler: ...
-
-
-def custom_id(action: Action, job_id: str) -> str:
-    return f"wan:{action}:{job_id}"
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON):
@@ -106,10 +90,6 @@ def progress_actions(job: Job) -> list[Action]:
         shared = job.delivery.shared is not None
         return [*([] if shared else [Action.SHARE]), *again_actions(job)]
     return []
-
-
-def again_actions(job: Job) -> list[Action]:
-    return [Action.RERUN, *([Action.EDIT] if editable(job) else [])]
 
 
 def result_actions(job: Job, *, share: bool = False) -> list[Action]:

@@ -19,6 +19,7 @@ import discord
 
 from bot.engine import Delivery, Engine, Job, JobRequest, Post, Store
 from bot.errors import InputError
+from bot.frontends.common.job_buttons import Action
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
 from bot.frontends.common.texts import (
@@ -34,7 +35,7 @@ from bot.frontends.common.texts import (
     deleted_text,
 )
 from bot.frontends.discord.access import generate_refusal, may_manage
-from bot.frontends.discord.components import Action, actions_on, edit_form, form_values, view_of
+from bot.frontends.discord.components import actions_on, edit_form, form_values, view_of
 from bot.frontends.discord.delivery import DiscordDeliverer, VideoGone
 from bot.frontends.discord.gallery import jump_url
 from bot.frontends.discord.job_messages import input_error_text, shared_text

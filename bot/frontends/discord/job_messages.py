@@ -9,10 +9,15 @@ from __future__ import annotations
 import discord
 
 from bot.engine import Job, JobState, JobUpdate
-from bot.errors import describe
+from bot.frontends.common.job_facts import (
+    duration_text,
+    inputs_text,
+    options_text,
+    progress_bar,
+    status_line,
+)
 from bot.frontends.common.texts import quote
 
-BAR_CELLS = 12
 COLOURS = {
     JobState.QUEUED: discord.Colour.light_grey(),
     JobState.SUBMITTING: discord.Colour.blurple(),
@@ -25,65 +30,7 @@ COLOURS = {
     JobState.CANCELED: discord.Colour.dark_grey(),
     JobState.EXPIRED: discord.Colour.orange(),
 }
-STATE_TEXT = {
-    JobState.QUEUED: "Queued",
-    JobState.SUBMITTING: "Sending to the provider",
-    JobState.PENDING: "Waiting at the provider",
-    JobState.RUNNING: "Generating",
-    JobState.SUCCEEDED: "Fetching the video",
-    JobState.DELIVERING: "Posting the video",
-    JobState.DELIVERED: "Done",
-    JobState.FAILED: "Failed",
-    JobState.CANCELED: "Canceled",
-    JobState.EXPIRED: "Expired",
-}
-HIDDEN_OPTIONS = {"obj_or_bg"}  # shown as roles next to the images instead
 
-
-def ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def duration_text(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
-def progress_bar(update: JobUpdate) -> str | None:
-    """A bar from elapsed time against the ETA; None when there is nothing to measure."""
-    if update.job.state not in (JobState.PENDING, JobState.RUNNING) or update.eta_s is None:
-        return None
-    job = update.job
-    spent = max(0.0, update.elapsed_s - ((job.submitted_at or job.created_at) - job.created_at))
-    share = min(0.95, spent / max(1.0, spent + update.eta_s))
-    filled = int(share * BAR_CELLS)
-    return "█" * filled + "░" * (BAR_CELLS - filled) + f" {int(share * 100)}%"
-
-
-def status_line(update: JobUpdate) -> str:
-    job = update.job
-    text = STATE_TEXT[job.state]
-    if job.state is JobState.QUEUED and update.position:
-        text += f": {ordinal(update.position)} in line"
-    if job.cancel_requested and not job.terminal:
-        text += " (canceled: the result will not be posted)"
-    if job.error_code and job.state in (JobState.FAILED, JobState.EXPIRED):
-        text += f": {describe(job.error_code, job.error_message or '')}"
-    return text
-
-
-def options_text(job: Job) -> str:
-    parts = [f"{k}={v}" for k, v in job.options.items() if k not in HIDDEN_OPTIONS]
-    roles = job.options.get("obj_or_bg")
-    if roles:
-        parts.append("roles=" + ",".join(roles))
-    return ", ".join(parts) or "defaults"
-
-
-def inputs_text(job: Job) -> str | None:
-    names = job.display.inputs
-    return "\n".join(f"{k}: {v}" for k, v in names.items()) or None
 
 
 def progress_embed(update: JobUpdate) -> discord.Embed:

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from bot.engine import Job, JobState
+from bot.frontends.common.job_buttons import Action
 from bot.frontends.common.reruns import UPLOAD_KEEP_S
 from bot.frontends.common.texts import NOT_YOURS
-from bot.frontends.discord.components import Action, progress_actions, result_actions
+from bot.frontends.discord.components import progress_actions, result_actions
 from tests.discord_stack import Stack, image, labels, reply
 from tests.fakediscord import EPHEMERAL, FakeMessage, InteractionRecord
 
