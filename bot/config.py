@@ -28,6 +28,9 @@ LEVELS = ("debug", "info", "warning", "error")
 class Settings:
     dashscope_api_key: str = field(repr=False)
     discord_token: str = field(default="", repr=False)
+    slack_bot_token: str = field(default="", repr=False)  # xoxb-
+    slack_app_token: str = field(default="", repr=False)  # xapp-, for Socket Mode
+    slack_api_url: str = "https://slack.com/api/"  # the base of every Slack Web API call
     region: str = "singapore"
     base_url: str = REGION_URLS["singapore"]
     database_path: Path = Path("data/wanbot.sqlite3")
@@ -119,14 +122,15 @@ def _concurrency(known: Collection[str] | None) -> Callable[[str], dict[str, int
 def load_settings(
     env: Mapping[str, str] | None = None,
     *,
-    need_discord: bool = True,
+    need_chat: bool = True,
     env_file: str | Path | None = None,
     known_models: Collection[str] | None = None,
 ) -> Settings:
     """Settings from `env` (default: the process environment over `.env`); ConfigError lists all
     problems with how to fix each."""
     r = _Reader(_read_env(env, env_file))
-    settings = Settings(**_secrets(r, need_discord), **_places(r), **_tuning(r, known_models))
+    settings = Settings(**_secrets(r), **_chat(r, need_chat), **_places(r),
+                        **_tuning(r, known_models))
     if settings.max_qps > 20:
         r.problems.append("MAX_QPS must be at most 20: the account allows 20 task queries/s.")
     if r.problems:
@@ -134,15 +138,31 @@ def load_settings(
     return settings
 
 
-def _secrets(r: _Reader, need_discord: bool) -> dict[str, Any]:
+def _secrets(r: _Reader) -> dict[str, Any]:
     key = r.need("DASHSCOPE_API_KEY", "create one in Alibaba Cloud Model Studio (API keys)")
-    token = r.get("DISCORD_TOKEN")
-    if need_discord and not token:
+    return {"dashscope_api_key": key}
+
+
+def _chat(r: _Reader, need_chat: bool) -> dict[str, Any]:
+    """The chat front ends: every one whose credentials are set runs; at least one must."""
+    discord, bot, app = r.get("DISCORD_TOKEN"), r.get("SLACK_BOT_TOKEN"), r.get("SLACK_APP_TOKEN")
+    if need_chat and not (discord or bot or app):
         r.problems.append(
             "DISCORD_TOKEN is not set: copy the bot token from the Discord developer portal "
-            "(your application > Bot > Reset Token)."
+            "(your application > Bot > Reset Token); or, for Slack, set SLACK_BOT_TOKEN and "
+            "SLACK_APP_TOKEN (README, section Slack). Set either or both."
         )
-    return {"dashscope_api_key": key, "discord_token": token}
+    if (bot or app) and not bot.startswith("xoxb-"):
+        r.problems.append("SLACK_BOT_TOKEN must be the app's bot token (xoxb-...): OAuth & "
+                          "Permissions > Bot User OAuth Token.")
+    if (bot or app) and not app.startswith("xapp-"):
+        r.problems.append("SLACK_APP_TOKEN must be an app-level token (xapp-...) with "
+                          "connections:write: Basic Information > App-Level Tokens.")
+    api = r.get("SLACK_API_URL") or "https://slack.com/api/"
+    if not api.startswith(("http://", "https://")):
+        r.problems.append(f"SLACK_API_URL={api!r} must start with http:// or https://.")
+    return {"discord_token": discord, "slack_bot_token": bot, "slack_app_token": app,
+            "slack_api_url": api.rstrip("/") + "/"}
 
 
 def _places(r: _Reader) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def test_every_problem_is_listed_together():
 
 
 def test_the_terminal_does_not_need_a_discord_token():
-    assert load_settings({"DASHSCOPE_API_KEY": "k"}, need_discord=False).discord_token == ""
+    assert load_settings({"DASHSCOPE_API_KEY": "k"}, need_chat=False).discord_token == ""
 
 
 def test_the_account_query_limit_is_a_ceiling():
@@ -65,5 +65,5 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     env.write_text("DASHSCOPE_API_KEY=from-file\nDASHSCOPE_REGION=beijing\n")
     monkeypatch.setenv("DASHSCOPE_REGION", "virginia")
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
-    s = load_settings(need_discord=False, env_file=env)
+    s = load_settings(need_chat=False, env_file=env)
     assert s.dashscope_api_key == "from-file" and s.region == "virginia"

@@ -209,7 +209,7 @@ async def check(settings: Settings) -> int:
 
 def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(list(argv))
-    settings = settings_or_exit(need_discord=False, known_models=catalog.MODELS)
+    settings = settings_or_exit(need_chat=False, known_models=catalog.MODELS)
     setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level,
                   [settings.dashscope_api_key])
     if args.action == "check":
