@@ -1,4 +1,5 @@
-"""bot.media.prepare: probe, check, repair and hand over real media served by a real local server."""
+"""bot.media.prepare: probe, check, repair and hand over real media served by a real local
+server."""
 
 from __future__ import annotations
 
@@ -278,11 +279,14 @@ async def test_wrong_aspect_ratio_is_refused(server, ctx):
 
 
 async def test_too_many_pixels_is_refused_before_decoding(server, ctx):
-    """A 9000×9000 image is over the bot's 80-megapixel decode limit."""
+    """A 9000×9000 image is over the biggest side any model takes (8000 px)."""
     out = io.BytesIO()
     Image.new("1", (9000, 9000)).save(out, "PNG")  # a few kB on the wire, 81 MP decoded
     message = await refused(Link(server.add("big.png", out.getvalue())), KF2V, ctx)
-    assert message == "the image is 9000×9000 px; the bot reads images up to 80 megapixels."
+    assert message == (
+        "the image is 9000×9000 px; no model takes more than 8000 px a side, so the bot does "
+        "not read it. Make it smaller and try again."
+    )
 
 
 async def test_decompression_bomb_is_refused(server, ctx):

@@ -2,7 +2,7 @@
 
 Every custom_id names an action and a job, `wan:<action>:<job id>`; nothing else is kept in
 memory, so a click on a message posted by an earlier process is handled like any other: the job
-is read from the store and `JobActions` (bot.frontends.discord.job_actions) decides. The form's custom_id is
+is read from the store and `JobActions` (`job_actions`) decides. The form's custom_id is
 `wan:editform:<job id>`; its submission is handled the same stateless way (cogs.controls).
 """
 

@@ -1,6 +1,6 @@
 """What the job buttons and the edit-and-rerun form do.
 
-Each click reads its job from the store, checks who may (bot.frontends.discord.access), and answers the
+Each click reads its job from the store, checks who may (`access`), and answers the
 interaction exactly once; a refusal is an ephemeral note and changes nothing. Reruns take the
 same path as commands (roles, limits at admission, progress), as the person who clicked.
 """
