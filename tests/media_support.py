@@ -1,10 +1,13 @@
-"""Images made on the spot without holding their pixels: for size limits, bombs and benches."""
+"""Media made on the spot for tests and benches; big images without ever holding their pixels."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections.abc import Iterator
+
+import av
 
 CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples a pixel (8 bits each)
 
@@ -33,3 +36,18 @@ def flat_png(width: int, height: int, colour_type: int = 2, value: int = 200) ->
         + _chunk(b"IDAT", idat)
         + _chunk(b"IEND", b"")
     )
+
+
+def video(fmt: str, size: tuple[int, int], seconds: float, fps: int = 2, audio: bool = False):
+    """A tiny real video (mpeg4; the container is what matters) of `seconds` at `fps`."""
+    out = io.BytesIO()
+    with av.open(out, "w", format=fmt) as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(round(seconds * fps)):
+            frame = av.VideoFrame(size[0], size[1], "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([i * 40 % 256]) * plane.buffer_size)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()

@@ -27,7 +27,11 @@ MAX_SIDE_PX = max(
     for field in model.inputs
     if field.kind is MediaKind.IMAGE and field.limits.max_px is not None
 )
-DECODE_MAX_BYTES = 64 * MiB  # the most one decode may hold in pixels (~16.8 MP at 4 bytes)
+DECODE_MAX_BYTES = 48 * MiB  # the most we hold decoded (~12.6 MP at 4 bytes a pixel)
+# What decoding a whole image (formats without a partial decode) may cost. Pillow's WebP decoder
+# costs 16 bytes a pixel (the frame, a copy, the image; measured), every other format its mode's.
+WHOLE_DECODE_MAX_BYTES = 96 * MiB
+DECODE_COST = {"WEBP": 4}  # times the mode's bytes a pixel
 BAND_BYTES = 4 * MiB  # pixels decoded at a time when decoding in bands
 PIXEL_BYTES = 4  # what Pillow spends on a pixel of most modes: the worst case plans with it
 PNG_BITS = {  # PNG raw modes we decode in bands (their rows round-trip exactly), bits a pixel
@@ -47,32 +51,50 @@ def reduction(size: tuple[int, int], target: int) -> int:
 
 
 def decode(
-    image: Image.Image, target: int, *, option: str, band_bytes: int = BAND_BYTES
+    image: Image.Image,
+    target: int,
+    *,
+    option: str,
+    flatten: bool = False,
+    band_bytes: int = BAND_BYTES,
 ) -> Image.Image:
     """The first frame of a just-opened image, decoded once and shrunk by a whole factor toward
-    `target` px on its longer side (further if memory demands). At factor 1, `image` itself,
-    loaded, in its own mode; shrunk, a new image in a WORKABLE mode with the ICC profile kept.
-    Raises what Pillow raises for damaged files, and InputError when a format that can only be
-    decoded whole is over the budget."""
+    `target` px on its longer side (further if memory demands); with `flatten`, transparency is
+    composited onto white as it decodes. When there is nothing to do, `image` itself, loaded, in
+    its own mode; else a new image in a WORKABLE mode with the ICC profile kept. Raises what
+    Pillow raises for damaged files, and InputError when a format only decoded whole is over
+    the budget."""
     factor = reduction(image.size, target)
-    if factor == 1:
+    flatten = flatten and image.has_transparency_data
+    if factor == 1 and not flatten:
         image.load()
         return image
-    if isinstance(image, JpegImagePlugin.JpegImageFile):
+    if isinstance(image, JpegImagePlugin.JpegImageFile):  # no alpha, so factor > 1 here
         image = _draft(image, factor)
         factor = max(1, max(image.size) // target)
         if factor == 1:
             return image
-        out = _assemble(image, _crops(image, _rows(image, factor, band_bytes)), factor)
+        bands = _crops(image, _rows(image, factor, band_bytes))
     elif _bandable(image):
-        out = _assemble(image, _png_bands(image, _rows(image, factor, band_bytes)), factor)
+        bands = _png_bands(image, _rows(image, factor, band_bytes))
     else:
         _check_budget(image, option)
         image.load()
-        out = _assemble(image, _crops(image, _rows(image, factor, band_bytes)), factor)
+        bands = _crops(image, _rows(image, factor, band_bytes))
+    out = _assemble(image, bands, factor, flatten)
     if image.info.get("icc_profile"):
         out.info["icc_profile"] = image.info["icc_profile"]
     return out
+
+
+def onto_white(image: Image.Image) -> Image.Image:
+    """`image` composited onto white, as RGB: for models and formats that take no alpha."""
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    flat = Image.new("RGB", image.size, "white")
+    flat.paste(rgba, mask=rgba)  # an RGBA mask pastes by its alpha: no copy of the channel
+    if image.info.get("icc_profile"):
+        flat.info["icc_profile"] = image.info["icc_profile"]
+    return flat
 
 
 def _draft(image: Image.Image, factor: int) -> Image.Image:
@@ -88,9 +110,10 @@ def _draft(image: Image.Image, factor: int) -> Image.Image:
 
 def _check_budget(image: Image.Image, option: str) -> None:
     pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
-    if image.width * image.height * pixel > DECODE_MAX_BYTES:
+    pixel *= DECODE_COST.get(image.format or "", 1)
+    if image.width * image.height * pixel > WHOLE_DECODE_MAX_BYTES:
         fmt = (image.format or "such").upper()
-        megapixels = DECODE_MAX_BYTES / pixel / 1_000_000
+        megapixels = WHOLE_DECODE_MAX_BYTES / pixel / 1_000_000
         raise InputError(
             option,
             f"the image is {image.width}×{image.height} px; the bot reads {fmt} images up to "
@@ -103,12 +126,16 @@ def _rows(image: Image.Image, factor: int, band_bytes: int) -> int:
     return max(factor, band_bytes // (image.width * PIXEL_BYTES) // factor * factor)
 
 
-def _assemble(source: Image.Image, bands: Iterator[Image.Image], factor: int) -> Image.Image:
+def _assemble(
+    source: Image.Image, bands: Iterator[Image.Image], factor: int, flatten: bool
+) -> Image.Image:
     size = (math.ceil(source.width / factor), math.ceil(source.height / factor))
     out: Image.Image | None = None
     top = 0
     for band in bands:
-        piece = _workable(source, band).reduce(factor)
+        piece = _workable(source, band, flatten)
+        if factor > 1:
+            piece = piece.reduce(factor)
         if out is None:
             out = Image.new(piece.mode, size)
         out.paste(piece, (0, top))
@@ -118,18 +145,18 @@ def _assemble(source: Image.Image, bands: Iterator[Image.Image], factor: int) ->
     return out
 
 
-def _workable(source: Image.Image, band: Image.Image) -> Image.Image:
-    """`band` in a mode that shrinks well: palettes and transparent colours become RGB(A)."""
+def _workable(source: Image.Image, band: Image.Image, flatten: bool) -> Image.Image:
+    """`band` in a mode that shrinks well (palettes and transparent colours become RGB(A)),
+    onto white if `flatten`."""
     if band.mode == "P" and source.palette is not None:
         band.palette = source.palette.copy()
-    transparency = source.info.get("transparency")
-    if transparency is not None:
-        band.info["transparency"] = transparency
-    if band.mode in WORKABLE and transparency is None:
-        return band
+    if source.info.get("transparency") is not None:
+        band.info["transparency"] = source.info["transparency"]
     if band.mode.startswith("I;16"):  # 16-bit grey: keep the high byte, as Pillow shows it
-        return band.convert("I").point(lambda value: value * (1 / 256)).convert("L")
-    return band.convert("RGBA" if band.has_transparency_data else "RGB")
+        band = band.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    elif band.mode not in WORKABLE or "transparency" in band.info:
+        band = band.convert("RGBA" if band.has_transparency_data else "RGB")
+    return onto_white(band) if flatten and band.mode in ("LA", "RGBA") else band
 
 
 def _crops(image: Image.Image, rows: int) -> Iterator[Image.Image]:

@@ -21,7 +21,7 @@ import av
 from PIL import Image
 
 from bot.errors import InputError
-from bot.media.decode import MAX_SIDE_PX, decode
+from bot.media.decode import MAX_SIDE_PX, decode, onto_white
 from bot.media.fetch import format_mb
 from bot.media.pool import MediaPool, shared_pool
 from bot.provider.catalog import MediaKind, MediaLimits
@@ -233,11 +233,13 @@ def _open_image(data: bytes, limits: MediaLimits, option: str) -> Image.Image:
     return image
 
 
-def _decode(image: Image.Image, target: int, limits: MediaLimits, option: str) -> Image.Image:
+def _decode(
+    image: Image.Image, target: int, limits: MediaLimits, option: str, flatten: bool = False
+) -> Image.Image:
     """Decode once (see `bot.media.decode`); a truncated or corrupt file fails here, not at the
     provider."""
     try:
-        return decode(image, target, option=option)
+        return decode(image, target, option=option, flatten=flatten)
     except _PIL_ERRORS:
         raise InputError(option, _unreadable(limits)) from None
 
@@ -335,14 +337,6 @@ def _needs_repair(info: ImageInfo, limits: MediaLimits) -> bool:
     )
 
 
-def _flatten(image: Image.Image) -> Image.Image:
-    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-    flat = Image.new("RGB", image.size, "white")
-    flat.paste(rgba, mask=rgba)  # an RGBA mask pastes by its alpha: no copy of the channel
-    flat.info["icc_profile"] = image.info.get("icc_profile")
-    return flat
-
-
 def _encode(image: Image.Image, fmt: str, quality: int = 92) -> bytes:
     if image.mode not in SAVE_MODES[fmt]:
         keep_alpha = fmt != "jpeg" and image.has_transparency_data
@@ -363,7 +357,7 @@ def _fit(
     if "jpeg" not in limits.formats:
         raise InputError(option, f"the image is over this model's {cap} MB limit.")
     if image.has_transparency_data:
-        image = _flatten(image)  # JPEG has no alpha channel
+        image = onto_white(image)  # JPEG has no alpha channel
         notes.append("flattened transparency onto white")
     for quality in JPEG_QUALITIES:
         out = _encode(image, "jpeg", quality)
@@ -421,11 +415,13 @@ def _repair_image_sync(
         # Whether there is a second frame, never how many: counting walks every frame.
         animated = getattr(source, "is_animated", False)
         orientation, size = _orientation(source), source.size  # before decoding
-        decoded = _decode(source, limits.max_px or MAX_SIDE_PX, limits, option)
+        flatten = source.has_transparency_data and not limits.alpha
+        decoded = _decode(source, limits.max_px or MAX_SIDE_PX, limits, option, flatten)
         image, size = _upright(decoded, orientation, size)
         image = _scale(image, size, limits.max_px, notes)
-        if image.has_transparency_data and not limits.alpha:
-            image = _flatten(image)
+        if flatten:
+            if image.has_transparency_data:  # decode flattens as it goes; a safety net
+                image = onto_white(image)
             notes.append("flattened transparency onto white")
         # Keep the format when the model takes it; otherwise PNG (lossless, every model takes it).
         fmt = info.format if info.format in limits.formats and info.format in SAVE_MODES else "png"

@@ -18,13 +18,13 @@ from PIL import GifImagePlugin, Image
 
 from bot.config import Settings
 from bot.errors import InputError
-from bot.media.decode import MAX_SIDE_PX, decode
+from bot.media.decode import MAX_SIDE_PX, decode, onto_white
 from bot.media.pool import MediaPool
 from bot.media.prepare import Link, MediaContext, prepare
 from bot.media.probe import probe
 from bot.provider.catalog import IMAGE_FORMATS, InputField, MediaKind, MediaLimits, get_model
-from tests.media.test_prepare import Uploads, guarded_session, image, video
-from tests.media_support import flat_png
+from tests.media.test_prepare import Uploads, guarded_session, image
+from tests.media_support import flat_png, video
 
 ROOT = Path(__file__).resolve().parents[2]
 I2V = get_model("wan2.2-i2v-flash").field("img_url")  # 360-2000 px
@@ -167,6 +167,19 @@ def test_band_decoding_gives_the_pixels_a_whole_decode_gives(mode, save):
     assert banded.tobytes() == whole.reduce(3).tobytes()
 
 
+@pytest.mark.parametrize("target", [400, 100], ids=["full-size", "shrunk"])
+def test_transparency_is_flattened_as_it_decodes(target):
+    """Flattened band by band (and shrunk), a PNG is exactly the whole decode onto white."""
+    data = _png("RGBA", {})
+    whole = Image.open(io.BytesIO(data))
+    whole.load()
+    flat = onto_white(whole)
+    expected = flat if target == 400 else flat.reduce(3)
+    banded = decode(Image.open(io.BytesIO(data)), target, option="image", flatten=True,
+                    band_bytes=301 * 4 * 7)
+    assert banded.mode == "RGB" and banded.tobytes() == expected.tobytes()
+
+
 def test_a_truncated_png_fails_in_bands_too():
     """Cut short, a PNG decoded in bands raises as a whole decode would."""
     data = _png("RGB", {})
@@ -181,13 +194,13 @@ def test_a_big_jpeg_is_decoded_at_a_fraction_of_its_size():
 
 
 async def test_a_format_decoded_only_whole_is_refused_over_the_budget():
-    """WEBP has no partial decode: over 64 MB of pixels it is refused, kindly, by name."""
-    data = image((4200, 4200), "WEBP", lossless=True)
+    """WEBP decodes only whole, at 16 bytes a pixel: over 96 MiB of that, refused by name."""
+    data = image((2600, 2600), "WEBP", lossless=True)
     with pytest.raises(InputError) as caught:
         await probe(data, get_model("wan2.1-kf2v-plus").field("first_frame_url").limits,
                     option="first_frame")
     assert caught.value.message == (
-        "the image is 4200×4200 px; the bot reads WEBP images up to 17 megapixels. "
+        "the image is 2600×2600 px; the bot reads WEBP images up to 6 megapixels. "
         "Save it as JPEG or PNG, or make it smaller."
     )
 
