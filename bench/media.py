@@ -50,6 +50,8 @@ CASES = [
     ("PNG 8000x8000 RGB, checked for kf2v-plus", "rgb8000.png", "kf2v-plus", 1, 150),
     ("PNG 8000x8000 RGBA, flattened for kf2v-plus", "rgba8000.png", "kf2v-plus", 1, 150),
     ("JPEG 8000x8000, shrunk for i2v", "rgb8000.jpg", "i2v", 1, 150),
+    ("progressive JPEG 4000x4000 4:4:4, shrunk for i2v", "prog4000.jpg", "i2v", 1, 150),
+    ("hostile progressive JPEG 8000x8000 4:4:4 (refused)", "prog8000.jpg", "i2v", 1, 150),
     ("WEBP 2500x2500 (decoded whole), shrunk for i2v", "rgb2500.webp", "i2v", 1, 150),
     ("hostile PNG 8944x8944 (refused)", "bomb8944.png", "reference", 1, 150),
     ("GIF with 800k frames, converted for i2v", "frames.gif", "i2v", 1, 150),
@@ -78,7 +80,13 @@ def make_inputs(folder: Path) -> None:
     (folder / "rgb8000.png").write_bytes(flat_png(8000, 8000))
     (folder / "rgba8000.png").write_bytes(flat_png(8000, 8000, colour_type=6))
     (folder / "bomb8944.png").write_bytes(flat_png(8944, 8944))
-    (folder / "rgb8000.jpg").write_bytes(_saved(Image.new("RGB", (8000, 8000), "teal"), "JPEG"))
+    big = Image.new("RGB", (8000, 8000), "teal")
+    (folder / "rgb8000.jpg").write_bytes(_saved(big, "JPEG"))
+    (folder / "prog8000.jpg").write_bytes(_saved(big, "JPEG", progressive=True, subsampling=0))
+    del big
+    progressive = _saved(Image.new("RGB", (4000, 4000), "teal"), "JPEG", progressive=True,
+                         subsampling=0)
+    (folder / "prog4000.jpg").write_bytes(progressive)
     webp = _saved(Image.new("RGB", (2500, 2500), "teal"), "WEBP", lossless=True)
     (folder / "rgb2500.webp").write_bytes(webp)
     (folder / "frames.gif").write_bytes(_many_frames_gif(800_000))

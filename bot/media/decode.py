@@ -2,9 +2,10 @@
 
 Pillow holds most modes at 4 bytes a pixel, so an 8000×8000 RGB image is 256 MB decoded whole;
 nothing here materialises more than DECODE_MAX_BYTES. JPEG decodes at 1/2, 1/4 or 1/8 scale
-(`draft`); non-interlaced PNG (what a decompression bomb is cheapest as) decodes a band of rows
-at a time, each band reduced (`reduce`) as it comes; other formats decode whole only when they
-fit the budget, then shrink band by band. Callers check the header's size first (`MAX_SIDE_PX`).
+(`draft`; a progressive one still holds every coefficient, so it is budgeted); non-interlaced
+PNG (what a decompression bomb is cheapest as) decodes a band of rows at a time, each band
+reduced (`reduce`) as it comes; other formats decode whole only when they fit the budget, then
+shrink band by band. Callers check the header's size first (`MAX_SIDE_PX`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def decode(
         image.load()
         return image
     if isinstance(image, JpegImagePlugin.JpegImageFile):  # no alpha, so factor > 1 here
+        if image.info.get("progressive"):
+            _check_budget(image, option)
         image = _draft(image, factor)
         factor = max(1, max(image.size) // target)
         if factor == 1:
@@ -108,17 +111,30 @@ def _draft(image: Image.Image, factor: int) -> Image.Image:
     return image
 
 
-def _check_budget(image: Image.Image, option: str) -> None:
+def _whole_cost(image: Image.Image) -> float:
+    """Bytes a pixel costs when the whole image must be decoded (or, for a progressive JPEG,
+    held as DCT coefficients: libjpeg keeps them all, 2 bytes each, per sampled component)."""
+    if isinstance(image, JpegImagePlugin.JpegImageFile):
+        layers = image.layer  # (component id, horizontal sampling, vertical sampling, table)
+        most = max(h for _, h, _, _ in layers) * max(v for _, _, v, _ in layers)
+        return 2 * sum(h * v for _, h, v, _ in layers) / most
     pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
-    pixel *= DECODE_COST.get(image.format or "", 1)
-    if image.width * image.height * pixel > WHOLE_DECODE_MAX_BYTES:
-        fmt = (image.format or "such").upper()
-        megapixels = WHOLE_DECODE_MAX_BYTES / pixel / 1_000_000
-        raise InputError(
-            option,
-            f"the image is {image.width}×{image.height} px; the bot reads {fmt} images up to "
-            f"{megapixels:.0f} megapixels. Save it as JPEG or PNG, or make it smaller.",
-        )
+    return pixel * DECODE_COST.get(image.format or "", 1)
+
+
+def _check_budget(image: Image.Image, option: str) -> None:
+    cost = _whole_cost(image)
+    if image.width * image.height * cost <= WHOLE_DECODE_MAX_BYTES:
+        return
+    progressive = isinstance(image, JpegImagePlugin.JpegImageFile)
+    kind = "progressive JPEG" if progressive else (image.format or "such").upper()
+    instead = "a standard (baseline) JPEG" if progressive else "JPEG"
+    raise InputError(
+        option,
+        f"the image is {image.width}×{image.height} px; the bot reads {kind} images up to "
+        f"{WHOLE_DECODE_MAX_BYTES / cost / 1_000_000:.0f} megapixels. Save it as {instead} or "
+        "PNG, or make it smaller.",
+    )
 
 
 def _rows(image: Image.Image, factor: int, band_bytes: int) -> int:

@@ -205,6 +205,15 @@ async def test_a_format_decoded_only_whole_is_refused_over_the_budget():
     )
 
 
+async def test_a_progressive_jpeg_over_the_budget_is_refused(server, make_ctx):
+    """libjpeg holds a progressive JPEG's every coefficient however small it decodes: budgeted."""
+    data = image((4200, 4200), "JPEG", progressive=True, subsampling=0)
+    assert await refusal(server.add("p.jpg", data), I2V, make_ctx()) == (
+        "the image is 4200×4200 px; the bot reads progressive JPEG images up to 17 megapixels. "
+        "Save it as a standard (baseline) JPEG or PNG, or make it smaller."
+    )
+
+
 # --- frames ---------------------------------------------------------------------------------
 
 
