@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+DEFAULT_WORKERS = 2  # as Settings.media_workers: for callers that pass no pool
 
 
 class MediaPool:
     """At most `workers` media jobs at once, on threads of their own."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = DEFAULT_WORKERS) -> None:
         if workers < 1:
             raise ValueError("a media pool needs at least one worker")
         self.workers = workers

@@ -23,7 +23,7 @@ from PIL import Image
 from bot.errors import InputError
 from bot.media.decode import MAX_SIDE_PX, decode, onto_white
 from bot.media.fetch import format_mb
-from bot.media.pool import MediaPool, shared_pool
+from bot.media.pool import DEFAULT_WORKERS, MediaPool, shared_pool
 from bot.provider.catalog import MediaKind, MediaLimits
 
 CHECK_SIDE_PX = 256  # an image handed over as is is still decoded, this small, to prove it reads
@@ -316,8 +316,8 @@ async def probe(
     content: bytes | Path, limits: MediaLimits, *, option: str, pool: MediaPool | None = None
 ) -> MediaInfo:
     """What the file is (of the kind `limits` expects); InputError if it cannot be read as one.
-    Runs on `pool` (default: the process's pool of two)."""
-    pool = pool or shared_pool(2)
+    Runs on `pool` (default: the process's shared pool of DEFAULT_WORKERS)."""
+    pool = pool or shared_pool(DEFAULT_WORKERS)
     if limits.kind is not MediaKind.IMAGE:
         return await pool.run(_probe_av, content, limits, option)
     if isinstance(content, Path):
@@ -444,7 +444,7 @@ async def repair_image(
     if not _needs_repair(info, limits):
         return data, info, ()
     try:
-        out, fixed, notes = await (pool or shared_pool(2)).run(
+        out, fixed, notes = await (pool or shared_pool(DEFAULT_WORKERS)).run(
             _repair_image_sync, data, info, limits, option
         )
     except _PIL_ERRORS:
