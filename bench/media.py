@@ -57,6 +57,7 @@ CASES = [
     ("GIF with 800k frames, converted for i2v", "frames.gif", "i2v", 1, 150),
     ("MP4 1280x720 10 s, probed for animate", "clip.mp4", "animate-video", 1, 150),
     ("ten hostile PNGs 8000x8000 at once, i2v", "rgb8000.png", "i2v", 10, 300),
+    ("ten progressive JPEGs 4000x4000 at once, i2v", "prog4000.jpg", "i2v", 10, 300),
 ]
 
 
