@@ -45,6 +45,7 @@ class Settings:
     fetch_max_bytes: int = 200 * MiB
     progress_interval_s: float = 5.0
     video_keep_s: float = 48 * 3600  # finished videos are deleted from disk after this long
+    media_workers: int = 2  # threads that probe and repair media: bounds their memory and CPU
     log_level: str = "INFO"
 
 
@@ -86,6 +87,13 @@ class _Reader:
 def _positive(raw: str) -> float:
     value = float(raw)
     if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
         raise ValueError(raw)
     return value
 
@@ -193,6 +201,7 @@ def _tuning(r: _Reader, known_models: Collection[str] | None) -> dict[str, Any]:
         "fetch_timeout_s": r.parse("FETCH_TIMEOUT_S", 30.0, _positive, "seconds, > 0"),
         "progress_interval_s": r.parse("PROGRESS_INTERVAL_S", 5.0, _positive, "seconds, > 0"),
         "video_keep_s": 3600 * r.parse("VIDEO_KEEP_HOURS", 48.0, _positive, "hours, > 0"),
+        "media_workers": r.parse("MEDIA_WORKERS", 2, _count, "a whole number of threads, >= 1"),
         "log_level": r.parse(
             "LOG_LEVEL", "INFO", lambda s: _choice(LEVELS)(s).upper(), ", ".join(LEVELS)
         ),

@@ -67,3 +67,16 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
     s = load_settings(need_chat=False, env_file=env)
     assert s.dashscope_api_key == "from-file" and s.region == "virginia"
+
+
+def test_media_workers_default_to_two_and_can_be_set():
+    """MEDIA_WORKERS sizes the media pool: 2 unless set."""
+    assert load_settings(BASE).media_workers == 2
+    assert load_settings({**BASE, "MEDIA_WORKERS": "4"}).media_workers == 4
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two", "1.5"])
+def test_media_workers_must_be_a_whole_positive_number(raw):
+    """No media threads, or a fraction of one, is a configuration error."""
+    with pytest.raises(ConfigError, match="MEDIA_WORKERS"):
+        load_settings({**BASE, "MEDIA_WORKERS": raw})

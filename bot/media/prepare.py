@@ -31,6 +31,7 @@ from bot.media.fetch import (
     guarded_session,
     over_limit,
 )
+from bot.media.pool import MediaPool, shared_pool
 from bot.media.probe import (
     EXTENSIONS,
     MIME,
@@ -128,12 +129,19 @@ class MediaContext:
     session: aiohttp.ClientSession
     settings: Settings
     uploader: Uploader
+    # Where probes and repairs run; None: the process's pool of `settings.media_workers`,
+    # shared by every context so the bound holds across commands.
+    pool: MediaPool | None = None
 
     @classmethod
     def from_settings(
         cls, session: aiohttp.ClientSession, settings: Settings, *, uploader: Uploader
     ) -> MediaContext:
         return cls(session, settings, uploader)
+
+    @property
+    def media_pool(self) -> MediaPool:
+        return self.pool or shared_pool(self.settings.media_workers)
 
 
 @dataclass(frozen=True)
@@ -293,8 +301,11 @@ async def prepare(
     async with _load(item, limits, option, ctx) as loaded:
         content = loaded.content
         notes: tuple[str, ...] = ()
-        info = await probe(content, limits, option=option)
+        pool = ctx.media_pool
+        info = await probe(content, limits, option=option, pool=pool)
         if isinstance(info, ImageInfo) and isinstance(content, bytes):
-            content, info, notes = await repair_image(content, info, limits, option=option)
+            content, info, notes = await repair_image(
+                content, info, limits, option=option, pool=pool
+            )
         check(info, limits, option=option)
         return await _hand_over(loaded, content, info, notes, field, model_api_name, ctx)

@@ -1,27 +1,32 @@
 """What a media file is, whether a model takes it, and what can safely be fixed.
 
 Probing, checking and repairing, against the catalog's `MediaLimits`. Every refusal is an
-`InputError` naming the user's option and the rule with the actual value. Pillow and PyAV run in
-worker threads, never on the event loop.
+`InputError` naming the user's option and the rule with the actual value. Pillow and PyAV run on
+a bounded `MediaPool`, never on the event loop. An image is sized by its header first (bigger
+than any model takes: refused undecoded), then decoded once, shrunk while decoding
+(`bot.media.decode`): by the repair when one is needed, else to check that it is readable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import av
-from PIL import Image, ImageOps
+from PIL import Image
 
 from bot.errors import InputError
-from bot.media.fetch import format_mb
+from bot.media.decode import MAX_SIDE_PX, decode, onto_white
+from bot.media.pool import DEFAULT_WORKERS, MediaPool, shared_pool
 from bot.provider.catalog import MediaKind, MediaLimits
+from bot.units import format_mb
 
-MAX_DECODE_PX = 80_000_000  # above every model's max (8000×8000) and under Pillow's bomb warning
+CHECK_SIDE_PX = 256  # an image handed over as is is still decoded, this small, to prove it reads
 JPEG_QUALITIES = (90, 80, 70, 60, 50, 40)
 MIME = {  # every format some model takes, in the order messages list them
     "jpeg": "image/jpeg",
@@ -44,7 +49,16 @@ SAVE_MODES = {  # the formats we write, and the modes each writes as is (others 
     "tiff": frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "CMYK"}),
 }
 FFMPEG_NAMES = {"matroska": "mkv", "mpegts": "ts", "image2": "image"}  # as people know them
-_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError)  # what Pillow raises for bad files
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zlib.error)  # Pillow's for bad files
+ORIENTATIONS = {  # EXIF orientation -> the transposition that shows the image upright
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 # --- what we found ------------------------------------------------------------------------
@@ -202,26 +216,32 @@ def _check_geometry(info: ImageInfo, limits: MediaLimits, option: str) -> None:
 
 
 def _open_image(data: bytes, limits: MediaLimits, option: str) -> Image.Image:
-    """The decoded image; refuses damaged files and decompression bombs before decoding them."""
+    """The image, header read and nothing decoded; refuses what no model takes by its size."""
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise InputError(option, "the image has too many pixels for the bot to read.") from None
     except _PIL_ERRORS:
         raise InputError(option, _unreadable(limits)) from None
-    if image.width * image.height > MAX_DECODE_PX:  # header only so far: nothing decoded yet
+    if max(image.size) > MAX_SIDE_PX:
         image.close()
         raise InputError(
             option,
-            f"the image is {image.width}×{image.height} px; the bot reads images up to "
-            f"{MAX_DECODE_PX // 1_000_000} megapixels.",
+            f"the image is {image.width}×{image.height} px; no model takes more than "
+            f"{MAX_SIDE_PX} px a side, so the bot does not read it. Make it smaller and try again.",
         )
-    try:
-        image.load()  # decode now: a truncated or corrupt file fails here, not at the provider
-    except _PIL_ERRORS:
-        image.close()
-        raise InputError(option, _unreadable(limits)) from None
     return image
+
+
+def _decode(
+    image: Image.Image, target: int, limits: MediaLimits, option: str, flatten: bool = False
+) -> Image.Image:
+    """Decode once (see `bot.media.decode`); a truncated or corrupt file fails here, not at the
+    provider."""
+    try:
+        return decode(image, target, option=option, flatten=flatten)
+    except _PIL_ERRORS:
+        raise InputError(option, _unreadable(limits)) from None
 
 
 def _image_format(image: Image.Image) -> str:
@@ -231,9 +251,12 @@ def _image_format(image: Image.Image) -> str:
 
 def _probe_image(data: bytes, limits: MediaLimits, option: str) -> ImageInfo:
     with _open_image(data, limits, option) as image:
-        return ImageInfo(
+        info = ImageInfo(
             _image_format(image), image.width, image.height, image.has_transparency_data, len(data)
         )
+        if not _needs_repair(info, limits):  # else the repair decodes it, once
+            _decode(image, CHECK_SIDE_PX, limits, option)
+    return info
 
 
 def _container_format(name: str, head: bytes) -> str:
@@ -289,13 +312,17 @@ def _probe_av(content: bytes | Path, limits: MediaLimits, option: str) -> AudioI
         raise InputError(option, _unreadable(limits)) from None
 
 
-async def probe(content: bytes | Path, limits: MediaLimits, *, option: str) -> MediaInfo:
-    """What the file is (of the kind `limits` expects); InputError if it cannot be read as one."""
+async def probe(
+    content: bytes | Path, limits: MediaLimits, *, option: str, pool: MediaPool | None = None
+) -> MediaInfo:
+    """What the file is (of the kind `limits` expects); InputError if it cannot be read as one.
+    Runs on `pool` (default: the process's shared pool of DEFAULT_WORKERS)."""
+    pool = pool or shared_pool(DEFAULT_WORKERS)
     if limits.kind is not MediaKind.IMAGE:
-        return await asyncio.to_thread(_probe_av, content, limits, option)
+        return await pool.run(_probe_av, content, limits, option)
     if isinstance(content, Path):
         content = await asyncio.to_thread(content.read_bytes)
-    return await asyncio.to_thread(_probe_image, content, limits, option)
+    return await pool.run(_probe_image, content, limits, option)
 
 
 # --- repair (images only, worker thread) --------------------------------------------------
@@ -308,13 +335,6 @@ def _needs_repair(info: ImageInfo, limits: MediaLimits) -> bool:
         or info.format not in limits.formats
         or info.size_bytes > limits.max_bytes
     )
-
-
-def _flatten(image: Image.Image) -> Image.Image:
-    rgba = image.convert("RGBA")
-    flat = Image.new("RGB", image.size, "white")
-    flat.paste(rgba, mask=rgba.getchannel("A"))
-    return flat
 
 
 def _encode(image: Image.Image, fmt: str, quality: int = 92) -> bytes:
@@ -337,7 +357,7 @@ def _fit(
     if "jpeg" not in limits.formats:
         raise InputError(option, f"the image is over this model's {cap} MB limit.")
     if image.has_transparency_data:
-        image = _flatten(image)  # JPEG has no alpha channel
+        image = onto_white(image)  # JPEG has no alpha channel
         notes.append("flattened transparency onto white")
     for quality in JPEG_QUALITIES:
         out = _encode(image, "jpeg", quality)
@@ -351,14 +371,40 @@ def _fit(
     )
 
 
-def _scale(image: Image.Image, max_px: int | None, notes: list[str]) -> Image.Image:
-    if max_px is None or max(image.size) <= max_px:
-        return image
-    width, height = _scaled_size(image.width, image.height, max_px)
-    notes.append(f"scaled {image.width}×{image.height} → {width}×{height}")
-    if image.mode in ("1", "P"):  # Pillow resizes these with nearest-neighbour only
-        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
-    return image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+def _scale(
+    image: Image.Image, size: tuple[int, int], max_px: int | None, notes: list[str]
+) -> Image.Image:
+    """Fit `image` (decoded, perhaps already shrunk from `size`) within `max_px` a side."""
+    if max_px is not None and max(image.size) > max_px:
+        if image.mode in ("1", "P"):  # Pillow resizes these with nearest-neighbour only
+            image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+        scaled = _scaled_size(image.width, image.height, max_px)
+        image = image.resize(scaled, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if image.size != size:
+        notes.append(f"scaled {size[0]}×{size[1]} → {image.width}×{image.height}")
+    return image
+
+
+def _orientation(source: Image.Image) -> int:
+    if source.format != "PNG":
+        return source.getexif().get(0x0112, 1)
+    exif = Image.Exif()  # Pillow's PNG getexif() decodes the whole image to look further on
+    if source.info.get("exif"):
+        exif.load(source.info["exif"])
+    return exif.get(0x0112, 1)
+
+
+def _upright(
+    image: Image.Image, orientation: int, size: tuple[int, int]
+) -> tuple[Image.Image, tuple[int, int]]:
+    """`image` turned as its EXIF `orientation` says (re-encoding drops the tag, so the rotation
+    goes into the pixels), and its original `size` so turned."""
+    method = ORIENTATIONS.get(orientation)
+    if method is None:
+        return image, size
+    turned = method in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+                        Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+    return image.transpose(method), (size[1], size[0]) if turned else size
 
 
 def _repair_image_sync(
@@ -366,26 +412,31 @@ def _repair_image_sync(
 ) -> tuple[bytes, ImageInfo, list[str]]:
     notes: list[str] = []
     with _open_image(data, limits, option) as source:
-        frames = getattr(source, "n_frames", 1)
-        # Re-encoding drops the EXIF orientation tag, so bake the rotation into the pixels.
-        image = _scale(ImageOps.exif_transpose(source), limits.max_px, notes)
-    if image.has_transparency_data and not limits.alpha:
-        image = _flatten(image)
-        notes.append("flattened transparency onto white")
-    # Keep the format when the model takes it; otherwise PNG (lossless, every model takes it).
-    fmt = info.format if info.format in limits.formats and info.format in SAVE_MODES else "png"
-    out = _encode(image, fmt)
-    if len(out) > limits.max_bytes:
-        image, fmt, out = _fit(image, limits, option, notes)
-    elif fmt != info.format:
-        first = " (first frame)" if frames > 1 else ""
-        notes.append(f"converted {info.format.upper()}{first} to {fmt.upper()}")
-    alpha = fmt != "jpeg" and image.has_transparency_data
-    return out, ImageInfo(fmt, image.width, image.height, alpha, len(out)), notes
+        # Whether there is a second frame, never how many: counting walks every frame.
+        animated = getattr(source, "is_animated", False)
+        orientation, size = _orientation(source), source.size  # before decoding
+        flatten = source.has_transparency_data and not limits.alpha
+        decoded = _decode(source, limits.max_px or MAX_SIDE_PX, limits, option, flatten)
+        image, size = _upright(decoded, orientation, size)
+        image = _scale(image, size, limits.max_px, notes)
+        if flatten:
+            if image.has_transparency_data:  # decode flattens as it goes; a safety net
+                image = onto_white(image)
+            notes.append("flattened transparency onto white")
+        # Keep the format when the model takes it; otherwise PNG (lossless, every model takes it).
+        fmt = info.format if info.format in limits.formats and info.format in SAVE_MODES else "png"
+        out = _encode(image, fmt)  # inside `with`: `image` may still be the source itself
+        if len(out) > limits.max_bytes:
+            image, fmt, out = _fit(image, limits, option, notes)
+        elif fmt != info.format:
+            notes.append(f"converted {info.format.upper()}{' (first frame)' * animated} to "
+                         f"{fmt.upper()}")
+        alpha = fmt != "jpeg" and image.has_transparency_data
+        return out, ImageInfo(fmt, image.width, image.height, alpha, len(out)), notes
 
 
 async def repair_image(
-    data: bytes, info: ImageInfo, limits: MediaLimits, *, option: str
+    data: bytes, info: ImageInfo, limits: MediaLimits, *, option: str, pool: MediaPool | None = None
 ) -> tuple[bytes, ImageInfo, tuple[str, ...]]:
     """Fix what is safe (shrink, flatten, convert, re-encode), one note per fix; refuse the rest.
     Never upscales, never crops. Returns the input unchanged when nothing needs fixing."""
@@ -393,7 +444,9 @@ async def repair_image(
     if not _needs_repair(info, limits):
         return data, info, ()
     try:
-        out, fixed, notes = await asyncio.to_thread(_repair_image_sync, data, info, limits, option)
+        out, fixed, notes = await (pool or shared_pool(DEFAULT_WORKERS)).run(
+            _repair_image_sync, data, info, limits, option
+        )
     except _PIL_ERRORS:
         raise InputError(
             option, "the bot could not convert this image; save it as PNG or JPEG and try again."

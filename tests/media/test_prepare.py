@@ -33,6 +33,7 @@ from bot.media.prepare import (
 )
 from bot.media.probe import AudioInfo, ImageInfo, VideoInfo, check
 from bot.provider.catalog import IMAGE_FORMATS, InputField, MediaKind, MediaLimits, get_model
+from tests.media_support import video
 
 MiB = 1024 * 1024
 KF2V = get_model("wan2.2-kf2v-flash").field("first_frame_url")  # 360-2000 px, no alpha, data: ok
@@ -106,21 +107,6 @@ def mp3(seconds: float, rate: int = 22050) -> bytes:
             for plane in frame.planes:
                 plane.update(bytes(plane.buffer_size))
             frame.sample_rate, frame.pts = rate, start
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return out.getvalue()
-
-
-def video(fmt: str, size: tuple[int, int], seconds: float, fps: int = 2, audio: bool = False):
-    """A tiny real video (mpeg4; the container is what matters) of `seconds` at `fps`."""
-    out = io.BytesIO()
-    with av.open(out, "w", format=fmt) as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(round(seconds * fps)):
-            frame = av.VideoFrame(size[0], size[1], "yuv420p")
-            for plane in frame.planes:
-                plane.update(bytes([i * 40 % 256]) * plane.buffer_size)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return out.getvalue()
@@ -279,11 +265,14 @@ async def test_wrong_aspect_ratio_is_refused(server, ctx):
 
 
 async def test_too_many_pixels_is_refused_before_decoding(server, ctx):
-    """A 9000×9000 image is over the bot's 80-megapixel decode limit."""
+    """A 9000×9000 image is over the biggest side any model takes (8000 px)."""
     out = io.BytesIO()
     Image.new("1", (9000, 9000)).save(out, "PNG")  # a few kB on the wire, 81 MP decoded
     message = await refused(Link(server.add("big.png", out.getvalue())), KF2V, ctx)
-    assert message == "the image is 9000×9000 px; the bot reads images up to 80 megapixels."
+    assert message == (
+        "the image is 9000×9000 px; no model takes more than 8000 px a side, so the bot does "
+        "not read it. Make it smaller and try again."
+    )
 
 
 async def test_decompression_bomb_is_refused(server, ctx):
