@@ -1,4 +1,5 @@
-"""`python -m bot`: runs the Discord bot; `sim`, `generate` and `check` run the other tools."""
+"""`python -m bot`: runs the chat bot (Discord, Slack or both); `sim`, `generate` and `check`
+run the other tools."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ def main(argv: list[str]) -> int:
         from bot.sim.cli import main as sim_main
 
         return sim_main(argv[1:])
-    if command in ("generate", "check"):
+    if command == "check":
+        from bot.frontends.launch import check
+
+        return check(argv[1:])
+    if command == "generate":
         from bot.frontends.cli import main as cli_main
 
         return cli_main(argv)
@@ -19,7 +24,7 @@ def main(argv: list[str]) -> int:
         print(__doc__ or "")
         print("usage: python -m bot [sim|generate|check] ...")
         return 0
-    from bot.frontends.discord.client import main as bot_main
+    from bot.frontends.launch import main as bot_main
 
     return bot_main(argv)
 

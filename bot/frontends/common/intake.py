@@ -59,13 +59,20 @@ def pick(option: str, attachment: MediaSource | None, link: MediaSource | None, 
     return [attachment or link]  # type: ignore[list-item]
 
 
-async def build_request(ask: Ask, owner: Owner, ctx: MediaContext, region: str) -> JobRequest:
+def check_shape(ask: Ask) -> Model:
+    """The cheap checks, before any download: the model, its options, prompt lengths and how
+    many inputs. InputError names the option the person used."""
     model = catalog.get_model(ask.model or catalog.default_model(ask.command).name, ask.command)
     many = {f.name: f.many for f in model.inputs}
     placeholders = {f: ["-"] * len(items) if many.get(f, 1) > 1 else "-"
                     for f, items in ask.inputs.items() if items}
     _with_names(ask, lambda: catalog.check_request(
         model, placeholders, ask.prompt, ask.negative_prompt, ask.options))
+    return model
+
+
+async def build_request(ask: Ask, owner: Owner, ctx: MediaContext, region: str) -> JobRequest:
+    model = check_shape(ask)
     params = catalog.resolve_options(model, ask.options)
     prepared = await _prepare_all(ask, model, ctx, region)
     media: dict[str, Any] = {}

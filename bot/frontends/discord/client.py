@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import signal
 
 import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.config import Settings, settings_or_exit
+from bot.config import Settings
 from bot.engine import Engine, Store
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.texts import RESTARTING
@@ -21,11 +19,8 @@ from bot.frontends.discord.delivery import DiscordDeliverer
 from bot.frontends.discord.job_actions import JobActions
 from bot.frontends.discord.progress import ProgressBoard
 from bot.frontends.discord.submit import Submitter
-from bot.logs import setup_logging
 from bot.media.fetch import guarded_session
 from bot.media.prepare import MediaContext
-from bot.provider import catalog
-from bot.provider.client import DashScope
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +36,7 @@ class WanBot(commands.Bot):
     """Holds the engine and the parts every cog needs; needs no privileged intents."""
 
     def __init__(self, settings: Settings, store: Store, engine: Engine,
-                 session: aiohttp.ClientSession) -> None:
+                 session: aiohttp.ClientSession, *, owns_engine: bool = True) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # guild and channel cache: upload limits, channel names
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
@@ -49,10 +44,12 @@ class WanBot(commands.Bot):
         self.settings = settings
         self.store = store
         self.engine = engine
+        self.owns_engine = owns_engine  # else the process starts and stops it (several fronts)
         self.session = session  # the provider's; user media go through `media_session`
         self.media_session: aiohttp.ClientSession | None = None
         self.lifecycle = Lifecycle()
-        self.progress = ProgressBoard(self, engine, interval_s=settings.progress_interval_s)
+        self.progress = ProgressBoard(self, engine, store,
+                                      interval_s=settings.progress_interval_s)
         self.deliverer = DiscordDeliverer(self, store, engine.clock)
         # queues and shows jobs: commands and reruns
         self.submitter = Submitter(self, engine, store, self.progress)
@@ -74,7 +71,8 @@ class WanBot(commands.Bot):
             await self.load_extension(extension)
         self.progress.start()  # before the engine: recovered jobs report at once
         self.engine.set_deliverer("discord", self.deliverer)
-        await self.engine.start()
+        if self.owns_engine:
+            await self.engine.start()
         await self.sync_commands()
 
     def media_context(self) -> MediaContext:
@@ -104,11 +102,17 @@ class WanBot(commands.Bot):
         that goes on (a second Ctrl-C) disconnects at once."""
         if not self.closing:
             await self.lifecycle.drain(DRAIN_S)
-            await self.engine.stop()
-            await self.progress.close(settle_s=SETTLE_S)
-            if self.media_session is not None:
-                await self.media_session.close()
+            await self.finish()
         await super().close()
+
+    async def finish(self) -> None:
+        """After commands drained: stop the engine if it is ours, make the last progress
+        edits, close the media session."""
+        if self.owns_engine:
+            await self.engine.stop()
+        await self.progress.close(settle_s=SETTLE_S)
+        if self.media_session is not None:
+            await self.media_session.close()
 
 
 class WanTree(app_commands.CommandTree["WanBot"]):
@@ -119,38 +123,21 @@ class WanTree(app_commands.CommandTree["WanBot"]):
         return True
 
 
-async def run(settings: Settings) -> None:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.http_timeout_s,
-                                    sock_read=settings.http_timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        store = await Store.open(settings.database_path)
-        try:
-            client = DashScope(session, settings.base_url, settings.dashscope_api_key,
-                               timeout_s=settings.http_timeout_s)
-            bot = WanBot(settings, store, Engine(store, client, settings), session)
-            stopping: list[asyncio.Task[None]] = []  # keeps the close task referenced
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, lambda: stopping.append(
-                    asyncio.create_task(bot.close())))
-            async with bot:
-                await bot.start(settings.discord_token)
-        finally:
-            await store.close()
+class DiscordFront:
+    """The Discord bot as one front end of a process that runs several over one engine."""
 
+    def __init__(self, settings: Settings, engine: Engine, store: Store,
+                 http: aiohttp.ClientSession) -> None:
+        self.settings = settings
+        self.bot = WanBot(settings, store, engine, http, owns_engine=False)
 
-def main(argv: list[str]) -> int:
-    settings = settings_or_exit(known_models=catalog.MODELS)
-    setup_logging(settings.log_level, [settings.dashscope_api_key, settings.discord_token])
-    try:
-        asyncio.run(run(settings))
-    except discord.LoginFailure:
-        log.error("Discord refused DISCORD_TOKEN: copy a fresh token from the developer portal.")
-        return 2
-    except discord.PrivilegedIntentsRequired:
-        log.error("Discord asked for privileged intents; wanbot needs none. Check the token.")
-        return 2
-    except (aiohttp.ClientError, OSError) as exc:
-        log.error("Could not reach Discord (%s). Check the network and try again.", exc)
-        return 1
-    return 0
+    async def run(self) -> None:
+        async with self.bot:
+            await self.bot.start(self.settings.discord_token)
+
+    async def drain(self) -> None:
+        await self.bot.lifecycle.drain(DRAIN_S)
+
+    async def close(self) -> None:
+        await self.bot.finish()
+        await self.bot.close()

@@ -19,7 +19,7 @@ from typing import Any
 import discord
 
 from bot.clock import Clock
-from bot.engine import Engine, Job, JobState, JobUpdate, ProgressRef
+from bot.engine import Engine, Job, JobState, JobUpdate, ProgressRef, Store
 from bot.frontends.discord.components import progress_view
 from bot.frontends.discord.job_messages import progress_embed
 from bot.frontends.discord.video_posts import interaction_webhook, token_alive
@@ -58,10 +58,11 @@ class Gone(Exception):
 
 
 class ProgressBoard:
-    def __init__(self, client: discord.Client, engine: Engine, *, interval_s: float = 5.0,
-                 clock: Clock | None = None) -> None:
+    def __init__(self, client: discord.Client, engine: Engine, store: Store, *,
+                 interval_s: float = 5.0, clock: Clock | None = None) -> None:
         self.client = client
         self.engine = engine
+        self.store = store
         self.interval_s = interval_s
         self.clock = clock or Clock()  # real time: Discord's limits do not follow the engine's
         self._latest: dict[str, JobUpdate] = {}  # newest update not yet shown, per job
@@ -98,7 +99,7 @@ class ProgressBoard:
 
     async def on_update(self, update: JobUpdate) -> None:
         job = update.job
-        if not job.progress_ref or job.id in self._gone:
+        if job.platform != "discord" or not job.progress_ref or job.id in self._gone:
             return
         self._latest[job.id] = update
         if job.id not in self._flushing:
@@ -185,9 +186,8 @@ class ProgressBoard:
             await self.clock.sleep(max(self.interval_s, REFRESH_S))
 
     async def _to_refresh(self, since_s: float) -> list[Job]:
-        jobs = await self.engine.store.jobs_in(ACTIVE)
+        jobs = await self.store.jobs_in(ACTIVE)
         if since_s > 0:
-            cutoff = self.engine.clock.now() - since_s
-            jobs += await self.engine.store.changed_since(cutoff)
-        unique = {job.id: job for job in jobs if job.progress_ref}
+            jobs += await self.store.changed_since(self.clock.now() - since_s)
+        unique = {job.id: job for job in jobs if job.progress_ref and job.platform == "discord"}
         return list(unique.values())

@@ -95,7 +95,8 @@ def _timing(update: JobUpdate) -> list[str]:
         return [f"Took {duration_text(end - job.created_at)}"]
     lines = [f"Started {date(job.created_at)}"]
     if update.eta_s is not None:
-        lines.append(f"Expected about {date(job.created_at + update.elapsed_s + update.eta_s)}")
+        expected = job.created_at + update.elapsed_s + update.eta_s
+        lines.append(f"Expected about {date(round(expected / 30) * 30)}")  # steady, not per tick
     if bar := progress_bar(update):
         lines.append(f"`{bar}`")
     return lines
@@ -143,8 +144,9 @@ def video_comment(job: Job) -> str:
     return f"{who} video is ready. Job `{job.id}`"
 
 
-def link_comment(job: Job, link: str) -> str:
-    return (f"{video_comment(job)}\nIt is too large to upload here: {link}\n"
+def link_comment(lead: str, link: str) -> str:
+    """`lead` (a video or share comment) with the provider's link instead of the file."""
+    return (f"{lead}\nIt is too large to upload here: {link}\n"
             "The link expires 24 hours after the video was made.")
 
 

@@ -36,14 +36,17 @@ class Metadata:
 
     channel_id: str
     command: str
+    files: tuple[str, ...] = ()  # from a message shortcut: the ids of the message's files
 
     def dump(self) -> str:
-        return json.dumps({"channel_id": self.channel_id, "command": self.command})
+        return json.dumps({"channel_id": self.channel_id, "command": self.command,
+                           "files": list(self.files)})
 
     @classmethod
     def load(cls, text: str) -> Metadata:
         data = json.loads(text or "{}")
-        return cls(str(data.get("channel_id", "")), str(data.get("command", "")))
+        return cls(str(data.get("channel_id", "")), str(data.get("command", "")),
+                   tuple(str(f) for f in data.get("files") or ()))
 
 
 def media_names(command: Command) -> dict[str, str]:
@@ -52,10 +55,12 @@ def media_names(command: Command) -> dict[str, str]:
             for field, option in INPUTS[command].items()}
 
 
-def new_job_view(command: Command, channel_id: str) -> dict[str, Any]:
+def new_job_view(command: Command, channel_id: str,
+                 files: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The form; with `files` (a message shortcut) each input picks one of them instead."""
     blocks: list[Block] = []
     for field, name in media_names(command).items():
-        blocks += _media_blocks(command, field, name)
+        blocks += _pick_blocks(field, name, files) if files else _media_blocks(command, field, name)
     if command is not Command.ANIMATE:
         blocks.append(_text_input("prompt", "Prompt", multiline=True,
                                   optional=command is not Command.REFERENCE))
@@ -65,8 +70,9 @@ def new_job_view(command: Command, channel_id: str) -> dict[str, Any]:
         blocks.append(_text_input("roles", "Roles: obj or bg per image, e.g. obj,bg",
                                   optional=True))
     blocks.append(_flags(command))
+    ids = tuple(str(f["id"]) for f in files or ())
     return _view(f"wan:new:{command}", f"Wan · /{command}", blocks,
-                 Metadata(channel_id, str(command)))
+                 Metadata(channel_id, str(command), ids))
 
 
 def edit_view(job: Job, channel_id: str) -> dict[str, Any]:
@@ -98,6 +104,21 @@ def _media_blocks(command: Command, field: str, name: str) -> list[Block]:
         _text_input(f"{name}_url", f"…or a link to {'them' if many > 1 else 'it'}",
                     optional=True),
     ]
+
+
+def _pick_blocks(field: str, name: str, files: list[dict[str, Any]]) -> list[Block]:
+    """A choice among a message's files for one input (1-3 for /reference's images)."""
+    options = [{"text": {"type": "plain_text", "text": str(f.get("name") or f["id"])[:75]},
+                "value": str(f["id"])} for f in files[:100]]
+    many = field == "ref_images_url"
+    element: Block = {"type": "multi_static_select" if many else "static_select",
+                      "action_id": name, "options": options}
+    if many:
+        element["max_selected_items"] = MAX_IMAGES
+    label = name.replace("_", " ").capitalize()
+    return [{"type": "input", "block_id": name, "optional": True, "element": element,
+             "label": {"type": "plain_text", "text": label}},
+            _text_input(f"{name}_url", "…or a link instead", optional=True)]
 
 
 def _text_input(name: str, label: str, *, multiline: bool = False, optional: bool = False,
@@ -151,6 +172,12 @@ def _value(state: dict[str, Any]) -> Any:
         return [o["value"] for o in state.get("selected_options") or []]
     if kind in ("static_select", "external_select"):
         return (state.get("selected_option") or {}).get("value")
+    if kind == "multi_static_select":
+        return [o["value"] for o in state.get("selected_options") or []]
+    if kind == "multi_users_select":
+        return list(state.get("selected_users") or [])
+    if kind == "conversations_select":
+        return state.get("selected_conversation")
     return state.get("value")
 
 
@@ -162,16 +189,18 @@ class Typed:
     meta: Metadata
 
 
-def read_new_job(view: dict[str, Any], sources: Any) -> Typed:
+def read_new_job(view: dict[str, Any], sources: Any,
+                 picked: dict[str, dict[str, Any]] | None = None) -> Typed:
     """The request a new-job modal asks for. `sources(files, urls, option)` turns its files and
-    links into media sources. InputError names the block that is wrong."""
+    links into media sources; `picked` holds the file objects a shortcut's choices name.
+    InputError names the block that is wrong."""
     meta = Metadata.load(view.get("private_metadata", ""))
     command = Command(meta.command)
     values = values_of(view)
     inputs, names = {}, {}
     for field, name in media_names(command).items():
         urls = (values.get(f"{name}_url") or "").split()
-        inputs[field] = sources(values.get(name) or [], urls, name)
+        inputs[field] = sources(_files(values.get(name), picked or {}), urls, name)
         names[field] = name
     flags = set(values.get("flags") or [])
     roles = values.get("roles")
@@ -184,6 +213,14 @@ def read_new_job(view: dict[str, Any], sources: Any) -> Typed:
               options, {k: v for k, v in inputs.items() if v}, names | RENAMED,
               private="private" in flags)
     return Typed(ask, meta)
+
+
+def _files(value: Any, picked: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """File objects from a file_input, or from a shortcut's choice of file ids."""
+    if isinstance(value, str):
+        value = [value]
+    return [picked[v] if isinstance(v, str) else v for v in value or [] if
+            not isinstance(v, str) or v in picked]
 
 
 def check_inputs_given(typed: Typed) -> None:

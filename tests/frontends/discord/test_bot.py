@@ -15,7 +15,7 @@ import discord
 import pytest
 
 from bot.engine import JobState
-from bot.frontends.discord.client import run
+from bot.frontends.launch import run
 from bot.provider.catalog import Command, option_values
 from tests.discord_stack import Stack, die_after_posting, image, reply
 from tests.fakediscord import EPHEMERAL, discord_pointed_at
@@ -227,7 +227,7 @@ def test_an_unreachable_discord_is_a_plain_error(monkeypatch, tmp_path, caplog) 
     """No network to Discord: one clear line and exit status 1, not a traceback."""
     import socket
 
-    from bot.frontends.discord import client as discord_bot
+    from bot.frontends import launch
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -236,6 +236,6 @@ def test_an_unreachable_discord_is_a_plain_error(monkeypatch, tmp_path, caplog) 
     for name, value in {"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEY": "k",
                         "DATABASE_PATH": str(tmp_path / "db.sqlite3")}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(discord_bot, "setup_logging", lambda *a, **k: None)
-    assert discord_bot.main([]) == 1
-    assert "Could not reach Discord" in caplog.text
+    monkeypatch.setattr(launch, "setup_logging", lambda *a, **k: None)
+    assert launch.main([]) == 1
+    assert "Could not reach a chat service" in caplog.text

@@ -1,0 +1,155 @@
+"""`python -m bot`: every chat front end whose credentials are set (Discord, Slack or both), in
+one process over one engine and one store. `python -m bot check` checks them too.
+
+The process owns the engine: it starts it before the front ends connect and, on SIGTERM or
+SIGINT, lets every front end finish the commands it is running, stops the engine (its state is
+in the store), then lets each make its last progress edits and disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Protocol
+
+import aiohttp
+import discord
+from slack_sdk.errors import SlackApiError
+
+from bot.config import Settings, settings_or_exit
+from bot.engine import Engine, Store
+from bot.frontends.cli import check as check_provider
+from bot.frontends.discord.client import DiscordFront
+from bot.frontends.slack.app import SlackFront, web_client
+from bot.logs import setup_logging
+from bot.provider import catalog
+from bot.provider.client import DashScope
+
+log = logging.getLogger(__name__)
+
+
+class FrontEnd(Protocol):
+    async def run(self) -> None: ...  # connected until closed (or it fails)
+
+    async def drain(self) -> None: ...  # stop taking commands; let running ones finish
+
+    async def close(self) -> None: ...  # last edits, then disconnect
+
+
+def front_ends(settings: Settings, engine: Engine, store: Store,
+               http: aiohttp.ClientSession) -> list[FrontEnd]:
+    fronts: list[FrontEnd] = []
+    if settings.discord_token:
+        fronts.append(DiscordFront(settings, engine, store, http))
+    if settings.slack_bot_token:
+        fronts.append(SlackRun(SlackFront(settings, engine, store, http)))
+    return fronts
+
+
+class SlackRun:
+    """Slack's front end as a long-running task (Socket Mode reconnects by itself)."""
+
+    def __init__(self, front: SlackFront) -> None:
+        self.front = front
+
+    async def run(self) -> None:
+        await self.front.start()
+        await asyncio.Event().wait()
+
+    async def drain(self) -> None:
+        await self.front.drain()
+
+    async def close(self) -> None:
+        await self.front.close()
+
+
+async def run(settings: Settings) -> None:
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.http_timeout_s,
+                                    sock_read=settings.http_timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        store = await Store.open(settings.database_path)
+        try:
+            client = DashScope(http, settings.base_url, settings.dashscope_api_key,
+                               timeout_s=settings.http_timeout_s)
+            engine = Engine(store, client, settings)
+            await serve(engine, front_ends(settings, engine, store, http))
+        finally:
+            await store.close()
+
+
+async def serve(engine: Engine, fronts: list[FrontEnd]) -> None:
+    """Run until a signal, or until a front end fails (its error is raised after shutdown)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    tasks = [asyncio.create_task(f.run(), name=type(f).__name__) for f in fronts]
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await asyncio.gather(*(f.drain() for f in fronts), return_exceptions=True)
+        await engine.stop()
+        await asyncio.gather(*(f.close() for f in fronts), return_exceptions=True)
+        for task in [*tasks, stopping]:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed and not stop.is_set():
+        raise failed[0]
+
+
+def main(argv: list[str]) -> int:
+    settings = settings_or_exit(known_models=catalog.MODELS)
+    setup_logging(settings.log_level, [settings.dashscope_api_key, settings.discord_token,
+                                       settings.slack_bot_token, settings.slack_app_token])
+    try:
+        asyncio.run(run(settings))
+    except discord.LoginFailure:
+        log.error("Discord refused DISCORD_TOKEN: copy a fresh token from the developer portal.")
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        log.error("Discord asked for privileged intents; wanbot needs none. Check the token.")
+        return 2
+    except SlackApiError as exc:
+        log.error("Slack refused the tokens (%s): check SLACK_BOT_TOKEN and SLACK_APP_TOKEN.",
+                  exc.response.get("error"))
+        return 2
+    except (aiohttp.ClientError, OSError) as exc:
+        log.error("Could not reach a chat service (%s). Check the network and try again.", exc)
+        return 1
+    return 0
+
+
+def check(argv: list[str]) -> int:
+    """`python -m bot check`: the API key (one cheap call), and the Slack token when set."""
+    settings = settings_or_exit(need_chat=False, known_models=catalog.MODELS)
+    setup_logging("WARNING", [settings.dashscope_api_key, settings.slack_bot_token])
+    status = asyncio.run(check_provider(settings))
+    problem = asyncio.run(check_slack(settings))
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if settings.slack_bot_token:
+        print(f"ok: the Slack bot token works at {settings.slack_api_url}")
+    return status
+
+
+async def check_slack(settings: Settings) -> str | None:
+    """One cheap call with the bot token (auth.test); the problem, or None."""
+    if not settings.slack_bot_token:
+        return None
+    try:
+        answer = await web_client(settings).auth_test()
+    except SlackApiError as exc:
+        return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')})"
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return f"could not reach Slack at {settings.slack_api_url} ({exc})"
+    log.info("Slack: the bot token works for workspace %s", answer.get("team"))
+    return None
+
+
+

@@ -1,0 +1,105 @@
+"""The path every Slack generate request takes, typed or from a modal: who may, the team's
+defaults, the cheap checks, then the download, probe and hand-over of every input, then the
+queue. Anything wrong is said to the person (`Notify`) and nothing is spent."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from bot.config import Settings
+from bot.engine import Store
+from bot.errors import ApiError, InputError
+from bot.frontends.common import teams
+from bot.frontends.common.declared import check_inputs
+from bot.frontends.common.defaults import with_defaults
+from bot.frontends.common.intake import Ask, Owner, build_request, check_shape
+from bot.frontends.common.lifecycle import Lifecycle
+from bot.frontends.common.options import option_names, parameters
+from bot.frontends.common.texts import RESTARTING, apology
+from bot.frontends.slack.access import SlackAccess
+from bot.frontends.slack.command_text import links_by_field, parse
+from bot.frontends.slack.submit import Notify, SlackSubmitter
+from bot.media.prepare import MediaContext, MediaSource
+from bot.provider.catalog import Command
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+
+
+def team_of(slack_team_id: str) -> str:
+    """A workspace as a team: kept apart from Discord's guild ids."""
+    return f"slack:{slack_team_id}"
+
+
+def error_text(exc: InputError) -> str:
+    return f"*{exc.option}*: {exc.message}\nNothing was submitted."
+
+
+def ask_from_text(command: Command, text: str) -> Ask | None:
+    """The request typed after a slash command; None when it has no links (then a modal)."""
+    typed = parse(text)
+    if not typed.links:
+        return None
+    options = dict(typed.options)
+    inputs = {field: [MediaSource.link(u) for u in urls]
+              for field, urls in links_by_field(command, typed.links).items()}
+    roles = options.pop("roles", None)
+    private = bool(options.pop("private", False))
+    model = options.pop("model", None)
+    negative = options.pop("negative_prompt", None)
+    params = parameters(**options, obj_or_bg=roles.split(",") if roles else None)
+    return Ask(command, model, typed.prompt, negative, params, inputs, option_names(command),
+               private=private)
+
+
+class SlackGenerate:
+    def __init__(self, settings: Settings, store: Store, *, access: SlackAccess,
+                 lifecycle: Lifecycle, submitter: SlackSubmitter,
+                 media: Callable[[], MediaContext]) -> None:
+        self.settings = settings
+        self.store = store
+        self.access = access
+        self.lifecycle = lifecycle
+        self.submitter = submitter
+        self.media = media
+
+    async def checked(self, ask: Ask, owner: Owner) -> Ask:
+        """The ask with the team's defaults, after the checks that cost nothing (InputError)."""
+        team = await teams.load(self.store, owner.team_id)
+        ask = with_defaults(ask, team)
+        check_shape(ask)
+        check_inputs(ask)
+        return ask
+
+    async def run(self, ask: Ask, owner: Owner, notify: Notify) -> None:
+        if self.lifecycle.closing:
+            await notify(RESTARTING)
+            return
+        async with self.lifecycle.command_running():
+            refusal = await self.access.generate_refusal(owner.team_id, owner.user_id)
+            if refusal is not None:
+                await notify(refusal)
+                return
+            await self._queue(ask, owner, notify)
+
+    async def _queue(self, ask: Ask, owner: Owner, notify: Notify) -> None:
+        try:
+            checked = await self.checked(ask, owner)
+            request = await build_request(checked, owner, self.media(), self.settings.region)
+        except InputError as exc:
+            await notify(error_text(exc))
+            return
+        except ApiError as exc:
+            log.warning("input hand-over failed: %s", exc)
+            await notify(f"{exc.user_message()}\nNothing was submitted.")
+            return
+        except Exception:
+            reference = secrets.token_hex(4)
+            log.exception("a Slack request failed before it was queued (reference %s)",
+                          reference)
+            await notify(apology(reference, job=False))
+            return
+        await self.submitter.submit(request, notify)
