@@ -27,8 +27,8 @@ ENDED_EARLY = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 
 class Action(StrEnum):
     CANCEL = "cancel"  # stop the job (requester or admin)
-    RERUN = "rerun"  # the same again with a new seed (anyone who may generate)
-    EDIT = "edit"  # the form, then a new job (anyone who may generate)
+    RERUN = "rerun"  # the same again with a new seed (who may generate; private: requester)
+    EDIT = "edit"  # the form, then a new job (who may generate; private: requester)
     SHARE = "share"  # a private result into the job's channel (requester)
     DELETE = "delete"  # remove the result message (requester or admin)
 
@@ -130,6 +130,12 @@ def progress_view(job: Job) -> discord.ui.View | None:
 
 def result_view(job: Job, *, share: bool = False) -> discord.ui.View | None:
     return view_of(job, result_actions(job, share=share))
+
+
+def shared_view(job: Job) -> discord.ui.View | None:
+    """On a private video its requester shared into the channel: Delete only. The video is what
+    was shared; Rerun or Edit there would hand the kept-private prompt to whoever clicks."""
+    return view_of(job, [Action.DELETE])
 
 
 def edit_form(job: Job) -> discord.ui.Modal:

@@ -19,7 +19,7 @@ import discord
 from bot.clock import Clock
 from bot.engine import RESULT_TTL_S, Delivery, Job, Post, Store
 from bot.errors import Undeliverable
-from bot.frontends.discord.components import result_view
+from bot.frontends.discord.components import result_view, shared_view
 from bot.frontends.discord.gallery import Gallery
 from bot.frontends.discord.guilds import guild_of
 from bot.frontends.discord.job_messages import (
@@ -145,7 +145,7 @@ class DiscordDeliverer:
         if link_dead and file_size(video) is None:
             raise VideoGone(job.id)
         channel = self.client.get_partial_messageable(int(job.channel_id))
-        send = channel_sender(channel, view=result_view(job), allowed_mentions=no_mentions())
+        send = channel_sender(channel, view=shared_view(job), allowed_mentions=no_mentions())
         return await post_video(send, job, video, share_text, self.upload_limit(job))
 
 

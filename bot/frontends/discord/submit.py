@@ -44,19 +44,26 @@ class Submitter:
                      request: JobRequest) -> Job | None:
         """Queue `request` for an interaction deferred ephemerally, and show its progress;
         None when a limit refused it (the person was told)."""
+        update = await self.enqueue(interaction, request)
+        if update is not None:
+            await self.publish(interaction, update)
+        return update.job if update is not None else None
+
+    async def enqueue(self, interaction: discord.Interaction[Any],
+                      request: JobRequest) -> JobUpdate | None:
+        """Queue `request` within the team's limits; None when one refused it (the person
+        was told). `publish` shows it."""
         try:
-            update = await self.engine.submit(request, check=self._within_limits)
+            return await self.engine.submit(request, check=self._within_limits)
         except LimitError as exc:
             await interaction.followup.send(limit_text(exc.reason, exc.resets_at),
                                             ephemeral=True)
             return None
-        await self._publish(interaction, update)
-        return update.job
 
     async def _within_limits(self, request: JobRequest, now: float) -> None:
         await teams.check_admission(self.store, request, now)
 
-    async def _publish(self, interaction: discord.Interaction[Any], update: JobUpdate) -> None:
+    async def publish(self, interaction: discord.Interaction[Any], update: JobUpdate) -> None:
         """Show the progress; without a place to show it the job is stopped, not orphaned."""
         job = update.job
         try:
@@ -78,8 +85,9 @@ class Submitter:
                            update: JobUpdate) -> discord.Message:
         """The progress message in the channel, mentioning the requester."""
         job = update.job
-        channel = self.client.get_partial_messageable(int(job.channel_id),
-                                                      guild_id=guild_id(job.team_id))
+        in_dm = interaction.guild_id is None  # a DM job counts in a server but is no part of it
+        channel = self.client.get_partial_messageable(
+            int(job.channel_id), guild_id=None if in_dm else guild_id(job.team_id))
         face = Face.of(update)
         message = await channel.send(queued_text(job), allowed_mentions=allowed_mentions(job),
                                      **face.send_kwargs())
