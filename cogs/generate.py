@@ -1,7 +1,8 @@
 """/kf2v, /i2v, /animate, /reference: take inputs, check them, queue a job, show its progress.
 
 Offered in servers; in direct messages only when DISCORD_ALLOW_DMS is on, and then counted in
-the home server (DISCORD_DM_HOME_GUILD), as a member there, with its roles, limits and usage.
+the home server (DISCORD_DM_HOME_GUILD), as a member there, with its roles, limits and usage;
+a DM job is private.
 """
 
 from __future__ import annotations
@@ -195,7 +196,10 @@ class Generate(commands.Cog):
                 return
             owner = Owner("discord", team_id, str(interaction.channel_id),
                           str(interaction.user.id))
-            ask = await self.checked_ask(interaction, owner, make_ask, bool(private))
+            # Only the person sees a DM: a job made there stays theirs (no /job, /queue or
+            # gallery for others), like a private one.
+            in_dm = interaction.guild_id is None
+            ask = await self.checked_ask(interaction, owner, make_ask, bool(private) or in_dm)
             if ask is not None:
                 await self.queue(interaction, owner, ask)
 

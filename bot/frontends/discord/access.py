@@ -81,13 +81,14 @@ def action_refusal(interaction: discord.Interaction[Any], job: Job, *,
                    allow_dms: bool) -> str | None:
     """Why this person may not make `job` again (a button, or a form as submitted, which may
     be forged); None when they may. A private job is its requester's alone: whoever reruns it
-    would see its prompt. A job of another server is not acted on from this one, and a job made
-    in a DM not from there once DMs are off."""
-    if interaction.guild_id is not None and str(interaction.guild_id) != job.team_id:
+    would see its prompt; and a DM holds only its requester's jobs. A job of another server is
+    not acted on from this one, nor a job made in a DM from there once DMs are off."""
+    mine = str(interaction.user.id) == job.user_id
+    if interaction.guild_id is None:
+        if not mine:
+            return ONLY_REQUESTER
+        if str(interaction.channel_id) == job.channel_id and not allow_dms:
+            return DMS_OFF
+    elif str(interaction.guild_id) != job.team_id:
         return UNKNOWN_JOB
-    if job.private and str(interaction.user.id) != job.user_id:
-        return ONLY_REQUESTER
-    made_here_in_dm = interaction.guild_id is None and str(interaction.channel_id) == job.channel_id
-    if made_here_in_dm and not allow_dms:
-        return DMS_OFF
-    return None
+    return ONLY_REQUESTER if job.private and not mine else None

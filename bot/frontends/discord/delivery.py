@@ -102,7 +102,8 @@ class DiscordDeliverer:
     async def _private(self, job: Job, video: Path) -> Delivery:
         try:
             dm = await self.client.create_dm(discord.Object(int(job.user_id)))
-            send = channel_sender(dm, view=result_view(job, share=True))
+            made_here = str(dm.id) == job.channel_id  # a DM job: no channel to share it to
+            send = channel_sender(dm, view=result_view(job, share=not made_here))
             where = await post_video(send, job, video, delivery_text, DM_UPLOAD_LIMIT)
         except discord.Forbidden as exc:
             log.info("job %s: cannot DM the requester (%s)", job.id, exc.code)

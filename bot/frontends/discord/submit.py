@@ -85,9 +85,8 @@ class Submitter:
                            update: JobUpdate) -> discord.Message:
         """The progress message in the channel, mentioning the requester."""
         job = update.job
-        in_dm = interaction.guild_id is None  # a DM job counts in a server but is no part of it
-        channel = self.client.get_partial_messageable(
-            int(job.channel_id), guild_id=None if in_dm else guild_id(job.team_id))
+        channel = self.client.get_partial_messageable(int(job.channel_id),
+                                                      guild_id=guild_id(job.team_id))
         face = Face.of(update)
         message = await channel.send(queued_text(job), allowed_mentions=allowed_mentions(job),
                                      **face.send_kwargs())
