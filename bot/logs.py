@@ -26,8 +26,8 @@ class RedactSecrets(logging.Filter):
 
 
 class RedactTokens(logging.Filter):
-    """Masks interaction and webhook tokens in Discord URLs: discord.py names the URL when it
-    warns about a rate limit, and an interaction's URL carries its token."""
+    """Masks interaction and webhook tokens in Discord URLs: discord.py names the URL in its
+    request lines, and an interaction's or webhook's URL carries its token."""
 
     URL_TOKEN = re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?]+")
 

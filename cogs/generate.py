@@ -22,7 +22,7 @@ from bot.frontends.common import teams
 from bot.frontends.common.admission import AdmissionGate
 from bot.frontends.common.declared import check_inputs
 from bot.frontends.common.defaults import with_defaults
-from bot.frontends.common.intake import Ask, Owner, build_request, checked, most_seconds, pick
+from bot.frontends.common.intake import Ask, Owner, build_request, most_seconds, pick
 from bot.frontends.common.options import option_names, parameters
 from bot.frontends.common.teams import Claim, LimitError
 from bot.frontends.common.texts import apology
@@ -199,30 +199,31 @@ class Generate(commands.Cog):
             # Only the person sees a DM: a job made there stays theirs (no /job, /queue or
             # gallery for others), like a private one.
             in_dm = interaction.guild_id is None
-            ask = await self.checked_ask(interaction, owner, make_ask, bool(private) or in_dm)
-            if ask is not None:
-                await self.queue(interaction, owner, ask)
+            asked = await self.checked_ask(interaction, owner, make_ask, bool(private) or in_dm)
+            if asked is not None:
+                await self.queue(interaction, owner, *asked)
 
     async def checked_ask(self, interaction: discord.Interaction, owner: Owner,
-                          make_ask: MakeAsk, private: bool) -> Ask | None:
+                          make_ask: MakeAsk, private: bool) -> tuple[Ask, float] | None:
         """The request as asked, with the team's defaults where the person gave none, past the
-        checks that need no input fetched; None once the person was told what is wrong."""
+        checks that need no input fetched, and the most video-seconds it can make; None once
+        the person was told what is wrong."""
         try:
             team = await teams.load(self.bot.store, owner.team_id)
             ask = dataclasses.replace(with_defaults(make_ask(), team), private=private,
                                       display=Display(upload_limit=interaction.filesize_limit))
             check_inputs(ask)
-            checked(ask)
-            return ask
+            return ask, most_seconds(ask)
         except InputError as exc:
             await interaction.followup.send(input_error_text(exc.option, exc.message),
                                             ephemeral=True)
             return None
 
-    async def queue(self, interaction: discord.Interaction, owner: Owner, ask: Ask) -> None:
+    async def queue(self, interaction: discord.Interaction, owner: Owner, ask: Ask,
+                    seconds: float) -> None:
         """Hold a place within the limits (refused before any download), then fetch and
         prepare the inputs and queue the job (where the limits are checked once more)."""
-        claim = Claim(owner.team_id, owner.user_id, most_seconds(ask))
+        claim = Claim(owner.team_id, owner.user_id, seconds)
         submitter = self.bot.submitter
         try:
             async with self.gate.hold(claim, self.bot.engine.clock.now()):

@@ -67,3 +67,13 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
     s = load_settings(need_discord=False, env_file=env)
     assert s.dashscope_api_key == "from-file" and s.region == "virginia"
+
+
+def test_dms_are_off_unless_allowed_with_a_home_server():
+    """DMs default off; on, they need the home server's id (else a listed problem)."""
+    assert load_settings(BASE).allow_dms is False
+    s = load_settings({**BASE, "DISCORD_ALLOW_DMS": "true", "DISCORD_DM_HOME_GUILD": "42"})
+    assert s.allow_dms is True and s.dm_home_guild == 42
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "DISCORD_ALLOW_DMS": "yes"})
+    assert ["DISCORD_DM_HOME_GUILD" in p for p in caught.value.problems] == [True]
