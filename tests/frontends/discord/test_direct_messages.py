@@ -90,3 +90,17 @@ async def test_an_allowed_dm_follows_the_home_servers_roles(stack: Stack) -> Non
         await stack.wait_state(JobState.DELIVERED)
     [delivery] = [m for m in stack.dms("alice") if m.files]
     assert list(labels(delivery)) == ["Rerun", "Edit and rerun", "Delete"]  # nowhere to share
+
+
+async def test_a_dm_jobs_rerun_is_refused_once_dms_are_off(stack: Stack) -> None:
+    """A job made in a DM while DMs were allowed: after a restart with DMs off, Rerun on its
+    video in the DM is refused and queues nothing."""
+    async with stack.start(allow_dms=True, dm_home_guild=stack.fake.guild.id):
+        await dm_kf2v(stack)
+        await stack.wait_state(JobState.DELIVERED)
+    async with stack.start():
+        [delivery] = [m for m in stack.dms("alice") if m.files]
+        click = await stack.fake.click(labels(delivery)["Rerun"], delivery.id)
+        [note] = await click.wait_followups(1)
+        assert note.content == DMS_OFF
+        assert len(await stack.running.store.jobs()) == 1
