@@ -36,6 +36,8 @@ class Settings:
     database_path: Path = Path("data/wanbot.sqlite3")
     video_dir: Path = Path("data/videos")
     guild_ids: tuple[int, ...] = ()
+    allow_dms: bool = False  # video commands in direct messages, under dm_home_guild's rules
+    dm_home_guild: int | None = None  # the server whose roles, limits and usage DMs count in
     media_handoff: str = "auto"  # how input reaches the provider: see .env.example
     trusted_hosts: frozenset[str] = frozenset()  # fetched even if private (tests, local files)
     max_qps: float = 10.0  # our cap on task queries; the account's limit is 20/s
@@ -100,6 +102,11 @@ def _count(raw: str) -> int:
 
 def _ids(raw: str) -> tuple[int, ...]:
     return tuple(int(part) for part in raw.replace(" ", "").split(",") if part)
+
+
+def _flag(raw: str) -> bool:
+    return {"1": True, "true": True, "yes": True, "on": True,
+            "0": False, "false": False, "no": False, "off": False}[raw.lower()]
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
@@ -187,7 +194,19 @@ def _places(r: _Reader) -> dict[str, Any]:
         "video_dir": Path(r.get("VIDEO_DIR") or db.parent / "videos"),
         "guild_ids": r.parse("DISCORD_GUILD_IDS", (), _ids, "comma-separated numeric guild ids"),
         "trusted_hosts": frozenset(filter(None, r.get("TRUSTED_MEDIA_HOSTS").split(","))),
+        **_direct_messages(r),
     }
+
+
+def _direct_messages(r: _Reader) -> dict[str, Any]:
+    """Video commands in DMs: off unless allowed, and then counted in one home server (a DM
+    belongs to no server, so its roles, limits and usage must come from somewhere)."""
+    allow = r.parse("DISCORD_ALLOW_DMS", False, _flag, "true or false")
+    home = r.parse("DISCORD_DM_HOME_GUILD", None, int, "a numeric guild id")
+    if allow and home is None:
+        r.problems.append("DISCORD_DM_HOME_GUILD is not set: with DISCORD_ALLOW_DMS on, give the "
+                          "id of the server whose roles, limits and usage DMs count in.")
+    return {"allow_dms": allow, "dm_home_guild": home}
 
 
 def _tuning(r: _Reader, known_models: Collection[str] | None) -> dict[str, Any]:

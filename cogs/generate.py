@@ -1,4 +1,9 @@
-"""/kf2v, /i2v, /animate, /reference: take inputs, check them, queue a job, show its progress."""
+"""/kf2v, /i2v, /animate, /reference: take inputs, check them, queue a job, show its progress.
+
+Offered in servers; in direct messages only when DISCORD_ALLOW_DMS is on, and then counted in
+the home server (DISCORD_DM_HOME_GUILD), as a member there, with its roles, limits and usage;
+a DM job is private.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,14 @@ from discord.ext import commands
 from bot.engine import Display, JobRequest
 from bot.errors import ApiError, InputError
 from bot.frontends.common import teams
+from bot.frontends.common.admission import AdmissionGate
 from bot.frontends.common.declared import check_inputs
 from bot.frontends.common.defaults import with_defaults
-from bot.frontends.common.intake import Ask, Owner, build_request, pick
+from bot.frontends.common.intake import Ask, Owner, build_request, most_seconds, pick
 from bot.frontends.common.options import option_names, parameters
+from bot.frontends.common.teams import Claim, LimitError
 from bot.frontends.common.texts import apology
-from bot.frontends.discord.access import generate_refusal
+from bot.frontends.discord.access import generate_refusal, team_of
 from bot.frontends.discord.inputs import (
     accepts,
     attachment,
@@ -27,7 +34,7 @@ from bot.frontends.discord.inputs import (
     link,
     model_choices,
 )
-from bot.frontends.discord.job_messages import input_error_text
+from bot.frontends.discord.job_messages import DMS_OFF, input_error_text, limit_text
 from bot.provider import catalog
 from bot.provider.catalog import Command
 
@@ -50,6 +57,13 @@ COMMON = {
 class Generate(commands.Cog):
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
+        self.gate = AdmissionGate(bot.store)  # limits checked before inputs are fetched
+        # Offered in servers only, unless DMs are allowed (then counted in the home server).
+        allow = bot.settings.allow_dms
+        for command in self.get_app_commands():
+            command.guild_only = not allow
+            command.allowed_contexts = app_commands.AppCommandContext(
+                guild=True, dm_channel=allow, private_channel=False)
 
     @app_commands.command(description="A video that moves from a first frame to a last frame.")
     @app_commands.describe(
@@ -170,29 +184,63 @@ class Generate(commands.Cog):
 
     async def start(self, interaction: discord.Interaction, private: bool | None,
                      make_ask: MakeAsk) -> None:
-        """Acknowledge at once; then check who may, check the inputs, queue, show progress."""
+        """Acknowledge at once; then check who may, what it may cost against the limits, the
+        inputs (fetching them is the expensive part), and queue it and show its progress."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.bot.lifecycle.command_running():
-            team_id = str(interaction.guild_id or 0)
-            refusal = await generate_refusal(self.bot, self.bot.store, interaction, team_id)
-            if refusal is not None:
-                await interaction.followup.send(refusal, ephemeral=True)
+            team_id = team_of(self.bot.settings, interaction)
+            refusal = DMS_OFF if team_id is None else await generate_refusal(
+                self.bot, self.bot.store, interaction, team_id)
+            if team_id is None or refusal is not None:
+                await interaction.followup.send(refusal or DMS_OFF, ephemeral=True)
                 return
-            request = await self.checked_request(interaction, make_ask, bool(private))
-            if request is not None:
-                await self.bot.submitter.submit(interaction, request)
+            owner = Owner("discord", team_id, str(interaction.channel_id),
+                          str(interaction.user.id))
+            # Only the person sees a DM: a job made there stays theirs (no /job, /queue or
+            # gallery for others), like a private one.
+            in_dm = interaction.guild_id is None
+            asked = await self.checked_ask(interaction, owner, make_ask, bool(private) or in_dm)
+            if asked is not None:
+                await self.queue(interaction, owner, *asked)
 
-    async def checked_request(self, interaction: discord.Interaction, make_ask: MakeAsk,
-                              private: bool) -> JobRequest | None:
-        """The checked request, with the team's defaults where the person gave none; None once
-        the person was told what is wrong with it."""
-        owner = Owner("discord", str(interaction.guild_id or 0), str(interaction.channel_id),
-                      str(interaction.user.id))
+    async def checked_ask(self, interaction: discord.Interaction, owner: Owner,
+                          make_ask: MakeAsk, private: bool) -> tuple[Ask, float] | None:
+        """The request as asked, with the team's defaults where the person gave none, past the
+        checks that need no input fetched, and the most video-seconds it can make; None once
+        the person was told what is wrong."""
         try:
             team = await teams.load(self.bot.store, owner.team_id)
             ask = dataclasses.replace(with_defaults(make_ask(), team), private=private,
                                       display=Display(upload_limit=interaction.filesize_limit))
             check_inputs(ask)
+            return ask, most_seconds(ask)
+        except InputError as exc:
+            await interaction.followup.send(input_error_text(exc.option, exc.message),
+                                            ephemeral=True)
+            return None
+
+    async def queue(self, interaction: discord.Interaction, owner: Owner, ask: Ask,
+                    seconds: float) -> None:
+        """Hold a place within the limits (refused before any download), then fetch and
+        prepare the inputs and queue the job (where the limits are checked once more)."""
+        claim = Claim(owner.team_id, owner.user_id, seconds)
+        submitter = self.bot.submitter
+        try:
+            async with self.gate.hold(claim, self.bot.engine.clock.now()):
+                request = await self.prepared(interaction, owner, ask)
+                queued = None if request is None else await submitter.enqueue(interaction, request)
+        except LimitError as exc:
+            await interaction.followup.send(limit_text(exc.reason, exc.resets_at),
+                                            ephemeral=True)
+            return
+        if queued is not None:  # in the store now, where the limits count it
+            await submitter.publish(interaction, queued)
+
+    async def prepared(self, interaction: discord.Interaction, owner: Owner,
+                       ask: Ask) -> JobRequest | None:
+        """The request with its inputs fetched and handed over; None once the person was told
+        what is wrong with it."""
+        try:
             return await build_request(ask, owner, self.bot.media_context(),
                                        self.bot.settings.region)
         except InputError as exc:

@@ -80,3 +80,13 @@ def test_media_workers_must_be_a_whole_positive_number(raw):
     """No media threads, or a fraction of one, is a configuration error."""
     with pytest.raises(ConfigError, match="MEDIA_WORKERS"):
         load_settings({**BASE, "MEDIA_WORKERS": raw})
+
+
+def test_dms_are_off_unless_allowed_with_a_home_server():
+    """DMs default off; on, they need the home server's id (else a listed problem)."""
+    assert load_settings(BASE).allow_dms is False
+    s = load_settings({**BASE, "DISCORD_ALLOW_DMS": "true", "DISCORD_DM_HOME_GUILD": "42"})
+    assert s.allow_dms is True and s.dm_home_guild == 42
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "DISCORD_ALLOW_DMS": "yes"})
+    assert ["DISCORD_DM_HOME_GUILD" in p for p in caught.value.problems] == [True]

@@ -1,7 +1,8 @@
 """Turns what a person asked for (any front end) into a checked JobRequest.
 
-Cheap checks first (model, options, prompt lengths, how many inputs), then every input is
-fetched, probed and prepared at once. Anything wrong raises InputError naming the option the
+Cheap checks first (model, options, prompt lengths, how many inputs; `most_seconds` gives
+front ends what the request can cost before they check limits), then every input is fetched,
+probed and prepared at once. Anything wrong raises InputError naming the option the
 person typed; nothing has been spent by then.
 """
 
@@ -18,7 +19,7 @@ from bot.errors import InputError
 from bot.media.prepare import MediaContext, MediaSource, Prepared, prepare
 from bot.media.probe import VideoInfo
 from bot.provider import catalog
-from bot.provider.catalog import Command, Model
+from bot.provider.catalog import Command, MediaKind, Model
 
 
 @dataclass(frozen=True)
@@ -59,21 +60,29 @@ def pick(option: str, attachment: MediaSource | None, link: MediaSource | None, 
     return [attachment or link]  # type: ignore[list-item]
 
 
-def check_shape(ask: Ask) -> Model:
-    """The cheap checks, before any download: the model, its options, prompt lengths and how
-    many inputs. InputError names the option the person used."""
+def checked(ask: Ask) -> tuple[Model, dict[str, Any]]:
+    """The cheap checks (model, options, prompt lengths, how many inputs), before any input is
+    fetched: the model and its parameters."""
     model = catalog.get_model(ask.model or catalog.default_model(ask.command).name, ask.command)
     many = {f.name: f.many for f in model.inputs}
     placeholders = {f: ["-"] * len(items) if many.get(f, 1) > 1 else "-"
                     for f, items in ask.inputs.items() if items}
     _with_names(ask, lambda: catalog.check_request(
         model, placeholders, ask.prompt, ask.negative_prompt, ask.options))
-    return model
+    return model, catalog.resolve_options(model, ask.options)
+
+
+def most_seconds(ask: Ask) -> float:
+    """The video-seconds the request can make at most, known before any input is fetched (so
+    limits can refuse it first): a model whose video is as long as an input video counts the
+    longest video that input may be."""
+    model, params = checked(ask)
+    longest = [f.limits.max_s or 0.0 for f in model.inputs if f.kind is MediaKind.VIDEO]
+    return catalog.expected_seconds(model, params, max(longest, default=None))
 
 
 async def build_request(ask: Ask, owner: Owner, ctx: MediaContext, region: str) -> JobRequest:
-    model = check_shape(ask)
-    params = catalog.resolve_options(model, ask.options)
+    model, params = checked(ask)
     prepared = await _prepare_all(ask, model, ctx, region)
     media: dict[str, Any] = {}
     for name, items in prepared.items():

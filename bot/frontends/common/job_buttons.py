@@ -19,8 +19,8 @@ ENDED_EARLY = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 
 class Action(StrEnum):
     CANCEL = "cancel"  # stop the job (requester or admin)
-    RERUN = "rerun"  # the same again with a new seed (anyone who may generate)
-    EDIT = "edit"  # the form, then a new job (anyone who may generate)
+    RERUN = "rerun"  # the same again with a new seed (who may generate; private: requester)
+    EDIT = "edit"  # the form, then a new job (who may generate; private: requester)
     SHARE = "share"  # a private result into the job's channel (requester)
     DELETE = "delete"  # remove the result message (requester or admin)
 

@@ -17,12 +17,24 @@ from bot.errors import WanbotError
 DAY_S = 86_400
 
 
+# What a new team starts with, so a fresh install cannot be run up by one person: admins raise
+# or remove them (/settings, 0 for no limit).
+DEFAULT_USER_JOBS = 3
+DEFAULT_USER_DAILY_S = 300.0
+LIMITS = ("user_max_concurrent", "user_daily_seconds", "team_daily_seconds")
+NO_LIMIT = 0  # how a removed limit is stored; None in a TeamSettings
+
+
 @dataclass(frozen=True)
 class TeamSettings:
+    """A team's settings. A limit of None means no limit; a team that never set one has the
+    default. Stored, a removed limit is 0 and an unset one is missing (or None, as rows saved
+    before there were defaults have it), so the two cannot be confused."""
+
     gallery_channel_id: str | None = None  # every finished video is also posted here
     generate_role_ids: tuple[str, ...] = ()  # empty: everyone may generate
-    user_max_concurrent: int | None = None  # unfinished jobs one person may have
-    user_daily_seconds: float | None = None  # video-seconds one person may make per day
+    user_max_concurrent: int | None = DEFAULT_USER_JOBS  # unfinished jobs one person may have
+    user_daily_seconds: float | None = DEFAULT_USER_DAILY_S  # one person's video-seconds a day
     team_daily_seconds: float | None = None  # video-seconds the whole team may make per day
     defaults: dict[str, dict[str, str]] = field(default_factory=dict)  # command -> option
 
@@ -32,11 +44,19 @@ class TeamSettings:
         values = {k: v for k, v in data.items() if k in known}
         if "generate_role_ids" in values:
             values["generate_role_ids"] = tuple(values["generate_role_ids"])
+        for name in LIMITS:
+            if name in values and values[name] is None:
+                del values[name]  # never set: the default
+            elif values.get(name) == NO_LIMIT:
+                values[name] = None
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["generate_role_ids"] = list(self.generate_role_ids)
+        for name in LIMITS:
+            if data[name] is None:
+                data[name] = NO_LIMIT
         return data
 
     def default_for(self, command: str, option: str) -> str | None:
@@ -87,23 +107,53 @@ async def unfinished(store: Store, team_id: str, user_id: str) -> int:
     return await store.unfinished_count(team_id, user_id)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one request would take: a job, and its video-seconds."""
+
+    team_id: str
+    user_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Held:
+    """What requests still being prepared (not yet queued) will take, on top of the store."""
+
+    user_jobs: int = 0
+    user_seconds: float = 0.0
+    team_seconds: float = 0.0
+
+
 async def check_admission(store: Store, request: JobRequest, now: float) -> None:
     """Raise LimitError if this request would break one of its team's limits."""
-    team = await load(store, request.team_id)
-    if team.user_max_concurrent is not None:
-        running = await unfinished(store, request.team_id, request.user_id)
-        if running >= team.user_max_concurrent:
-            raise LimitError(
-                f"You already have {running} unfinished job(s); the limit is "
-                f"{team.user_max_concurrent}. Try again when one finishes.")
+    claim = Claim(request.team_id, request.user_id, request.expected_seconds)
+    await check_limits(store, claim, now)
+
+
+async def check_limits(store: Store, claim: Claim, now: float,
+                       held: Held | None = None) -> None:
+    """Raise LimitError if `claim`, with what is `held` for requests on their way, would break
+    one of its team's limits."""
+    team, held = await load(store, claim.team_id), held or Held()
+    limit = team.user_max_concurrent
+    if limit is not None:
+        stored = await unfinished(store, claim.team_id, claim.user_id)
+        if stored + held.user_jobs >= limit:
+            # A held request just queued is counted twice until its hold ends: never say more
+            # than the limit unless the store alone has more (the limit was lowered).
+            shown = min(stored + held.user_jobs, max(stored, limit))
+            raise LimitError(f"You already have {shown} unfinished job(s); the limit is "
+                             f"{limit}. Try again when one finishes.")
     since, resets = day_start(now), day_start(now) + DAY_S
-    wanted = request.expected_seconds
     if team.user_daily_seconds is not None:
-        used = await usage(store, request.team_id, since, request.user_id)
-        _within("your", used.total_s, wanted, team.user_daily_seconds, resets)
+        used = await usage(store, claim.team_id, since, claim.user_id)
+        _within("your", used.total_s + held.user_seconds, claim.seconds,
+                team.user_daily_seconds, resets)
     if team.team_daily_seconds is not None:
-        used = await usage(store, request.team_id, since)
-        _within("this server's", used.total_s, wanted, team.team_daily_seconds, resets)
+        used = await usage(store, claim.team_id, since)
+        _within("this server's", used.total_s + held.team_seconds, claim.seconds,
+                team.team_daily_seconds, resets)
 
 
 def _within(whose: str, used: float, wanted: float, limit: float, resets: float) -> None:

@@ -55,7 +55,8 @@ class WanBot(commands.Bot):
         self.submitter = Submitter(self, engine, store, self.progress)
         self.actions = JobActions(self, engine, store, lifecycle=self.lifecycle,
                                   progress=self.progress, deliverer=self.deliverer,
-                                  submitter=self.submitter)  # what the job buttons do
+                                  submitter=self.submitter,
+                                  allow_dms=settings.allow_dms)  # what the job buttons do
 
     @property
     def closing(self) -> bool:

@@ -15,11 +15,10 @@ import discord
 
 from bot.engine import Job, JobState, JobUpdate, Post, ProgressRef
 from bot.errors import describe
-from bot.frontends.common.job_facts import STATE_TEXT, inputs_text, options_text, ordinal
+from bot.frontends.common.job_facts import STATE_TEXT, options_text, ordinal
 from bot.frontends.common.team_admin import UsageReport
 from bot.frontends.common.teams import TeamSettings, Usage
-from bot.frontends.common.texts import quote
-from bot.frontends.discord.job_messages import COLOURS
+from bot.frontends.discord.job_messages import COLOURS, inputs_text, shown
 
 PAGE_SIZE = 10
 MAX_LISTED = 100  # /jobs shows this many of the newest; /job finds any
@@ -104,7 +103,7 @@ def job_embed(update: JobUpdate, guild_id: int | str) -> discord.Embed:
     """Everything known about one job."""
     job = update.job
     embed = discord.Embed(title=f"Job {job.id} · /{job.command} · {job.model}",
-                          description=quote(job.prompt) if job.prompt else None,
+                          description=shown(job.prompt) if job.prompt else None,
                           colour=COLOURS[job.state])
     embed.add_field(name="Status", value=_status(update), inline=False)
     embed.add_field(name="Asked by", value=f"<@{job.user_id}>")
@@ -113,7 +112,7 @@ def job_embed(update: JobUpdate, guild_id: int | str) -> discord.Embed:
     embed.add_field(name="Inputs", value=(inputs_text(job) or "none")[:1024], inline=False)
     embed.add_field(name="Options", value=options_text(job)[:1024], inline=False)
     if job.negative_prompt:
-        embed.add_field(name="Negative prompt", value=quote(job.negative_prompt, 500),
+        embed.add_field(name="Negative prompt", value=shown(job.negative_prompt, 500)[:1024],
                         inline=False)
     embed.add_field(name="Timings", value=_timings(job), inline=False)
     _add_outcome(embed, job, guild_id)
@@ -150,7 +149,8 @@ def _add_outcome(embed: discord.Embed, job: Job, guild_id: int | str) -> None:
     if job.usage:
         embed.add_field(name="Usage", value=_usage_text(job.usage))
     if job.actual_prompt and job.actual_prompt != job.prompt:
-        embed.add_field(name="Rewritten prompt", value=quote(job.actual_prompt), inline=False)
+        embed.add_field(name="Rewritten prompt", value=shown(job.actual_prompt)[:1024],
+                        inline=False)
 
 
 def _usage_text(usage: Mapping[str, Any]) -> str:

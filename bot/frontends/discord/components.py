@@ -112,6 +112,12 @@ def result_view(job: Job, *, share: bool = False) -> discord.ui.View | None:
     return view_of(job, result_actions(job, share=share))
 
 
+def shared_view(job: Job) -> discord.ui.View | None:
+    """On a private video its requester shared into the channel: Delete only. The video is what
+    was shared; Rerun or Edit there would hand the kept-private prompt to whoever clicks."""
+    return view_of(job, [Action.DELETE])
+
+
 def edit_form(job: Job) -> discord.ui.Modal:
     """The edit-and-rerun form, filled in from the job.
 

@@ -19,7 +19,7 @@ import discord
 from bot.clock import Clock
 from bot.engine import RESULT_TTL_S, Delivery, Job, Post, Store
 from bot.errors import Undeliverable
-from bot.frontends.discord.components import result_view
+from bot.frontends.discord.components import result_view, shared_view
 from bot.frontends.discord.gallery import Gallery
 from bot.frontends.discord.guilds import guild_of
 from bot.frontends.discord.job_messages import (
@@ -102,7 +102,8 @@ class DiscordDeliverer:
     async def _private(self, job: Job, video: Path) -> Delivery:
         try:
             dm = await self.client.create_dm(discord.Object(int(job.user_id)))
-            send = channel_sender(dm, view=result_view(job, share=True))
+            made_here = str(dm.id) == job.channel_id  # a DM job: no channel to share it to
+            send = channel_sender(dm, view=result_view(job, share=not made_here))
             where = await post_video(send, job, video, delivery_text, DM_UPLOAD_LIMIT)
         except discord.Forbidden as exc:
             log.info("job %s: cannot DM the requester (%s)", job.id, exc.code)
@@ -145,7 +146,7 @@ class DiscordDeliverer:
         if link_dead and file_size(video) is None:
             raise VideoGone(job.id)
         channel = self.client.get_partial_messageable(int(job.channel_id))
-        send = channel_sender(channel, view=result_view(job), allowed_mentions=no_mentions())
+        send = channel_sender(channel, view=shared_view(job), allowed_mentions=no_mentions())
         return await post_video(send, job, video, share_text, self.upload_limit(job))
 
 

@@ -2,7 +2,8 @@
 
 Each click reads its job from the store, checks who may (`access`), and answers the
 interaction exactly once; a refusal is an ephemeral note and changes nothing. Reruns take the
-same path as commands (roles, limits at admission, progress), as the person who clicked.
+same path as commands (roles, limits at admission, progress), as the person who clicked. A
+private job is made again only by its requester, and a submitted form is checked like a click.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from bot.frontends.common.texts import (
     cancel_text,
     deleted_text,
 )
-from bot.frontends.discord.access import generate_refusal, may_manage
+from bot.frontends.discord.access import action_refusal, generate_refusal, may_manage
 from bot.frontends.discord.components import actions_on, edit_form, form_values, view_of
 from bot.frontends.discord.delivery import DiscordDeliverer, VideoGone
 from bot.frontends.discord.gallery import jump_url
@@ -59,7 +60,7 @@ async def answer(interaction: Interaction, text: str) -> None:
 class JobActions:
     def __init__(self, client: discord.Client, engine: Engine, store: Store, *,
                  lifecycle: Lifecycle, progress: ProgressBoard, deliverer: DiscordDeliverer,
-                 submitter: Submitter) -> None:
+                 submitter: Submitter, allow_dms: bool = False) -> None:
         self.client = client
         self.engine = engine
         self.store = store
@@ -67,6 +68,7 @@ class JobActions:
         self.progress = progress
         self.deliverer = deliverer
         self.submitter = submitter
+        self.allow_dms = allow_dms
         self._sharing: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def on_button(self, interaction: Interaction, action: Action, job_id: str) -> None:
@@ -169,8 +171,11 @@ class JobActions:
     # --- small shared steps -----------------------------------------------------------------
 
     async def _refusal(self, interaction: Interaction, job: Job) -> str | None:
-        """Why this person may not make this job again; None when they may."""
-        refusal = await generate_refusal(self.client, self.store, interaction, job.team_id)
+        """Why this person may not make this job again; None when they may. Asked again when
+        a form comes back: its custom_id names any job, and may be forged."""
+        refusal = action_refusal(interaction, job, allow_dms=self.allow_dms)
+        if refusal is None:
+            refusal = await generate_refusal(self.client, self.store, interaction, job.team_id)
         if refusal is None and inputs_expired(job, self.engine.clock.now()):
             refusal = INPUTS_GONE
         return refusal

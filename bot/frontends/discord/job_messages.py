@@ -11,7 +11,6 @@ import discord
 from bot.engine import Job, JobState, JobUpdate
 from bot.frontends.common.job_facts import (
     duration_text,
-    inputs_text,
     options_text,
     progress_bar,
     status_line,
@@ -32,12 +31,27 @@ COLOURS = {
 }
 
 
+def shown(text: str, limit: int = 900) -> str:
+    """What a person typed (a prompt), quoted so it reads as typed: no markdown, no masked
+    links, no mass mentions. Cut to `limit` before escaping, which may add a few characters."""
+    return quote(escape(text if len(text) <= limit else text[: limit - 1] + "…"), limit * 2)
+
+
+def escape(text: str) -> str:
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def inputs_text(job: Job) -> str | None:
+    """The inputs as given (file names, links), escaped: shown as text too."""
+    names = job.display.inputs
+    return "\n".join(f"{k}: {escape(v)}" for k, v in names.items()) or None
+
 
 def progress_embed(update: JobUpdate) -> discord.Embed:
     job = update.job
     embed = discord.Embed(
         title=f"/{job.command} · {job.model}",
-        description=quote(job.prompt) if job.prompt else None,
+        description=shown(job.prompt) if job.prompt else None,
         colour=COLOURS[job.state],
     )
     embed.add_field(name="Status", value=status_line(update), inline=False)
@@ -74,7 +88,8 @@ def _add_summary(embed: discord.Embed, job: Job) -> None:
     if length := usage.get("video_duration"):
         embed.add_field(name="Video", value=f"{length} s")
     if job.actual_prompt and job.actual_prompt != job.prompt:
-        embed.add_field(name="Rewritten prompt", value=quote(job.actual_prompt), inline=False)
+        embed.add_field(name="Rewritten prompt", value=shown(job.actual_prompt)[:1024],
+                        inline=False)
 
 
 def delivery_text(job: Job, link: str | None = None) -> str:
@@ -126,7 +141,7 @@ def private_text(job: Job) -> str:
 def gallery_embed(job: Job, jump_url: str | None) -> discord.Embed:
     """A finished video in the gallery channel: prompt, options, who asked, where."""
     embed = discord.Embed(title=f"/{job.command} · {job.model}",
-                          description=quote(job.prompt) if job.prompt else None,
+                          description=shown(job.prompt) if job.prompt else None,
                           colour=COLOURS[JobState.DELIVERED])
     embed.add_field(name="Options", value=options_text(job), inline=False)
     embed.add_field(name="By", value=f"<@{job.user_id}>")
@@ -180,6 +195,11 @@ def roles_text(names: list[str]) -> str:
     listed = ", ".join(f"**{n}**" for n in names)
     which = "the role" if len(names) == 1 else "one of the roles"
     return f"Only members with {which} {listed} can make videos here; ask a server admin."
+
+
+DMS_OFF = "Videos are made in servers: please use this in a channel of your server."
+NOT_A_MEMBER = ("Only members of this bot's server can make videos here; join it, or use the "
+                "command in a channel there.")
 
 
 def shared_text(jump_url: str) -> str:

@@ -44,19 +44,26 @@ class Submitter:
                      request: JobRequest) -> Job | None:
         """Queue `request` for an interaction deferred ephemerally, and show its progress;
         None when a limit refused it (the person was told)."""
+        update = await self.enqueue(interaction, request)
+        if update is not None:
+            await self.publish(interaction, update)
+        return update.job if update is not None else None
+
+    async def enqueue(self, interaction: discord.Interaction[Any],
+                      request: JobRequest) -> JobUpdate | None:
+        """Queue `request` within the team's limits; None when one refused it (the person
+        was told). `publish` shows it."""
         try:
-            update = await self.engine.submit(request, check=self._within_limits)
+            return await self.engine.submit(request, check=self._within_limits)
         except LimitError as exc:
             await interaction.followup.send(limit_text(exc.reason, exc.resets_at),
                                             ephemeral=True)
             return None
-        await self._publish(interaction, update)
-        return update.job
 
     async def _within_limits(self, request: JobRequest, now: float) -> None:
         await teams.check_admission(self.store, request, now)
 
-    async def _publish(self, interaction: discord.Interaction[Any], update: JobUpdate) -> None:
+    async def publish(self, interaction: discord.Interaction[Any], update: JobUpdate) -> None:
         """Show the progress; without a place to show it the job is stopped, not orphaned."""
         job = update.job
         try:

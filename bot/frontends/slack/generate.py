@@ -14,7 +14,7 @@ from bot.errors import ApiError, InputError
 from bot.frontends.common import teams
 from bot.frontends.common.declared import check_inputs
 from bot.frontends.common.defaults import with_defaults
-from bot.frontends.common.intake import Ask, Owner, build_request, check_shape
+from bot.frontends.common.intake import Ask, Owner, build_request, checked
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.options import option_names, parameters
 from bot.frontends.common.texts import RESTARTING, apology
@@ -70,7 +70,7 @@ class SlackGenerate:
         """The ask with the team's defaults, after the checks that cost nothing (InputError)."""
         team = await teams.load(self.store, owner.team_id)
         ask = with_defaults(ask, team)
-        check_shape(ask)
+        checked(ask)
         check_inputs(ask)
         return ask
 

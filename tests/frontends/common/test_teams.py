@@ -37,6 +37,18 @@ async def test_settings_round_trip_and_unknown_keys_are_ignored(store):
     assert saved.default_for("kf2v", "resolution") == "480P"
 
 
+async def test_a_new_team_has_the_defaults_and_a_removed_limit_stays_removed(store):
+    """Unset limits (never saved, or None in a row saved before defaults) are the defaults;
+    a limit an admin removed reads back as no limit."""
+    assert await teams.load(store, "new") == TeamSettings(user_max_concurrent=3,
+                                                          user_daily_seconds=300)
+    await store.set_team_settings("old", {"user_max_concurrent": None, "gallery_channel_id": "5"})
+    assert (await teams.load(store, "old")).user_max_concurrent == teams.DEFAULT_USER_JOBS
+    lifted = TeamSettings(user_max_concurrent=None, user_daily_seconds=None)
+    await teams.save(store, "g", lifted)
+    assert await teams.load(store, "g") == lifted
+
+
 async def test_usage_counts_the_providers_seconds_and_whats_on_its_way(store):
     await store.insert_job(make_job("a", team_id="g", created_at=NOON, state=JobState.DELIVERED,
                                     usage={"video_duration": 10}, expected_seconds=10))

@@ -83,8 +83,22 @@ async def test_each_setting_is_stored_and_shown(wan: Stack) -> None:
     }
 
 
+async def test_a_new_server_starts_with_protective_limits(wan: Stack) -> None:
+    """Nothing set: /settings shows 3 unfinished jobs and 300 s a day per person, and a
+    fourth job while three run is refused."""
+    wan.sim.config.running_s = 3600.0  # the first three stay unfinished
+    shown = fields(await settings(wan))
+    assert shown["Unfinished jobs per person"] == "3"
+    assert shown["Video per person per day"] == "300 s"
+    answers = [(await reply(await wan.fake.slash("kf2v", {"prompt": "a cat"},
+                                                 attachments=FRAMES))).content
+               for _ in range(4)]
+    assert [a.startswith("Queued as job") for a in answers] == [True, True, True, False]
+    assert answers[3].startswith("You already have 3 unfinished job(s); the limit is 3.")
+
+
 async def test_clearing_brings_back_no_limits_and_no_defaults(wan: Stack) -> None:
-    """clear_* and limits of 0 undo everything that was set."""
+    """clear_* and limits of 0 undo everything that was set, the default limits too."""
     await teams.save(wan.running.store, str(wan.fake.guild.id), TeamSettings(
         gallery_channel_id="5", generate_role_ids=("6",), user_max_concurrent=1,
         user_daily_seconds=10, team_daily_seconds=20,
@@ -93,7 +107,7 @@ async def test_clearing_brings_back_no_limits_and_no_defaults(wan: Stack) -> Non
         "clear_gallery": True, "clear_roles": True, "user_jobs": 0, "user_daily_seconds": 0,
         "server_daily_seconds": 0, "clear_defaults": True})
     assert answer["content"] == SAVED
-    assert await stored(wan) == TeamSettings()
+    assert await stored(wan) == TeamSettings(user_max_concurrent=None, user_daily_seconds=None)
     assert fields(answer)["Who may make videos"] == "everyone"
 
 

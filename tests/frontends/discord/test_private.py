@@ -52,7 +52,8 @@ async def test_private_progress_is_ephemeral_and_the_video_comes_by_dm(wan: Stac
 
 @pytest.mark.parametrize("restart", [False, True], ids=["same bot", "after restart"])
 async def test_share_posts_to_the_channel_once(stack: Stack, restart: bool) -> None:
-    """Only the requester may share; it lands in the job's channel once; the button goes."""
+    """Only the requester may share; it lands in the job's channel once, with only Delete;
+    the button goes."""
     async with stack.start():
         _, job = await private_job(stack)
         await stack.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
@@ -74,7 +75,7 @@ async def check_share(stack: Stack, job: Job, dm: FakeMessage) -> None:
     [note] = await click.wait_followups(1)
     [posted] = stack.fake.messages[stack.channel_id]
     assert posted.content == f"<@{stack.fake.user('alice').id}> shared this video. Job `{job.id}`"
-    assert posted.files and list(labels(posted)) == ["Rerun", "Edit and rerun", "Delete"]
+    assert posted.files and list(labels(posted)) == ["Delete"]  # the prompt stays private
     assert note.ephemeral and note.content.startswith("Shared in the job's channel: ")
     assert str(posted.id) in note.content and "Share" not in labels(dm)
     shared = (await stack.job(job.id)).delivery
@@ -156,3 +157,49 @@ async def test_rerun_from_the_dm_stays_private(stack: Stack) -> None:
     assert done.progress_ref is not None and done.progress_ref.kind == "interaction"
     assert stack.fake.requests_to("GET", r"^/guilds/\d+/members/\d+$")
     assert len(stack.dms("alice")) == 2 and stack.fake.messages[stack.channel_id] == []
+
+
+async def shared(stack: Stack) -> tuple[Job, FakeMessage, FakeMessage]:
+    """alice's private job, delivered and shared: the job, her DM and the shared post."""
+    _, job = await private_job(stack)
+    await stack.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
+    dm = await dm_of(stack)
+    click = await stack.fake.click(labels(dm)["Share"], dm.id)
+    await click.wait_followups(1)
+    [posted] = stack.fake.messages[stack.channel_id]
+    return job, dm, posted
+
+
+def seen_by(stack: Stack, user: str) -> str:
+    """Everything the bot answered `user`'s interactions with, as one text."""
+    records = [r for r in stack.fake.interactions if r.user is stack.fake.user(user)]
+    return repr([(a.data, [(m.content, m.embeds) for m in r.followups]) for r in records
+                 for a in r.attempts])
+
+
+async def test_a_shared_private_job_shows_others_only_its_video(wan: Stack) -> None:
+    """After Share the post has no Rerun or Edit; bob's Rerun, Edit and /job on the job (the
+    buttons of an older post) are refused, no form opens, and its prompt never reaches him."""
+    job, dm, posted = await shared(wan)
+    assert list(labels(posted)) == ["Delete"] and not posted.embeds
+    rerun = await wan.fake.click(labels(dm)["Rerun"], dm.id, user="bob")
+    await rerun.wait_followups(1)
+    edit = await wan.fake.click(labels(dm)["Edit and rerun"], dm.id, user="bob")
+    assert (await edit.responded()).type == 4  # a note, not the form
+    lookup = await wan.fake.slash("job", {"id": job.id}, user="bob")
+    assert "can't find a job" in (await lookup.responded()).data["content"]
+    assert wan.fake.opened_modal(f"wan:editform:{job.id}") is None
+    assert len(await wan.running.store.jobs()) == 1
+    assert "a secret cat" not in seen_by(wan, "bob") and "Only the person" in seen_by(wan, "bob")
+
+
+async def test_a_forged_edit_form_cannot_rerun_someone_elses_private_job(wan: Stack) -> None:
+    """bob submits an edit form for alice's private job that was never opened for him:
+    refused, and nothing is queued."""
+    _, job = await private_job(wan)
+    await wan.wait_id(job.id, lambda j: j.state is JobState.DELIVERED)
+    record = await wan.fake.submit_modal(f"wan:editform:{job.id}",
+                                         {"prompt": "mine now", "seed": ""}, user="bob")
+    [note] = await record.wait_followups(1)
+    assert note.content == "Only the person who started this job can do that."
+    assert len(await wan.running.store.jobs()) == 1 and len(wan.creates()) == 1

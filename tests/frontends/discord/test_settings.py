@@ -13,7 +13,7 @@ import pytest
 
 from bot.engine import Job, JobState, Post
 from bot.frontends.common.teams import DAY_S, day_start
-from tests.discord_stack import Stack, image, labels, reply
+from tests.discord_stack import Stack, image, labels, png, reply
 from tests.fakediscord import FakeMessage
 
 pytest_plugins = ("tests.discord_support",)
@@ -116,6 +116,22 @@ async def test_a_limit_refuses_before_queueing_and_says_what_is_left(
     assert [j.id for j in await early.running.store.jobs()] == [first]
     await early.set_team(**{k: v * 2 for k, v in limits.items()})
     job_id(await kf2v(early, second))
+
+
+async def test_sixty_commands_over_a_limit_of_two_fetch_only_two(early: Stack) -> None:
+    """Sixty /i2v at once against 2 unfinished jobs: 58 are refused before their image is
+    fetched, so only two are ever downloaded and uploaded."""
+    early.sim.config.running_s = LONG_S
+    await early.set_team(user_max_concurrent=2, user_daily_seconds=None)
+    links = [early.media.add(f"{n}.png", png()) for n in range(60)]
+    records = await asyncio.gather(*(early.fake.slash("i2v", {"image_url": link})
+                                     for link in links))
+    answers = [(await reply(record)).content for record in records]
+    assert sum(a.startswith("Queued as job") for a in answers) == 2
+    assert sum(a.startswith("You already have 2 unfinished job(s); the limit is 2.")
+               for a in answers) == 58
+    assert len(early.media.served) == 2
+    assert len([r for r in early.sim.requests if r.route == "upload"]) == 2
 
 
 async def test_a_rerun_goes_through_the_limits(early: Stack) -> None:
