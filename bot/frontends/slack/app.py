@@ -60,7 +60,8 @@ class SlackFront:
         access = SlackAccess(self.client, store)
         submitter = SlackSubmitter(self.client, self.engine, store, self.progress)
         generate = SlackGenerate(self.settings, store, access=access, lifecycle=self.lifecycle,
-                                 submitter=submitter, media=self.media_context)
+                                 submitter=submitter, media=self.media_context,
+                                 clock=self.engine.clock)
         actions = SlackJobActions(self.engine, store, access=access, lifecycle=self.lifecycle,
                                   progress=self.progress, deliverer=self.deliverer,
                                   submitter=submitter)

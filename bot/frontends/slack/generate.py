@@ -8,15 +8,18 @@ import logging
 import secrets
 from collections.abc import Callable
 
+from bot.clock import Clock
 from bot.config import Settings
 from bot.engine import Store
 from bot.errors import ApiError, InputError
 from bot.frontends.common import teams
+from bot.frontends.common.admission import AdmissionGate
 from bot.frontends.common.declared import check_inputs
 from bot.frontends.common.defaults import with_defaults
-from bot.frontends.common.intake import Ask, Owner, build_request, checked
+from bot.frontends.common.intake import Ask, Owner, build_request, checked, most_seconds
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.options import option_names, parameters
+from bot.frontends.common.teams import Claim, LimitError
 from bot.frontends.common.texts import RESTARTING, apology
 from bot.frontends.slack.access import SlackAccess
 from bot.frontends.slack.command_text import links_by_field, parse
@@ -58,13 +61,15 @@ def ask_from_text(command: Command, text: str) -> Ask | None:
 class SlackGenerate:
     def __init__(self, settings: Settings, store: Store, *, access: SlackAccess,
                  lifecycle: Lifecycle, submitter: SlackSubmitter,
-                 media: Callable[[], MediaContext]) -> None:
+                 media: Callable[[], MediaContext], clock: Clock) -> None:
         self.settings = settings
         self.store = store
         self.access = access
         self.lifecycle = lifecycle
         self.submitter = submitter
         self.media = media
+        self.gate = AdmissionGate(store)  # limits checked before inputs are fetched
+        self.clock = clock
 
     async def checked(self, ask: Ask, owner: Owner) -> Ask:
         """The ask with the team's defaults, after the checks that cost nothing (InputError)."""
@@ -86,20 +91,23 @@ class SlackGenerate:
             await self._queue(ask, owner, notify)
 
     async def _queue(self, ask: Ask, owner: Owner, notify: Notify) -> None:
+        """Hold a place within the limits (refused before any download), then fetch and
+        prepare the inputs and queue the job (where the limits are checked once more)."""
         try:
-            checked = await self.checked(ask, owner)
-            request = await build_request(checked, owner, self.media(), self.settings.region)
+            ask = await self.checked(ask, owner)
+            claim = Claim(owner.team_id, owner.user_id, most_seconds(ask))
+            async with self.gate.hold(claim, self.clock.now()):
+                request = await build_request(ask, owner, self.media(), self.settings.region)
+                await self.submitter.submit(request, notify)
+        except LimitError as exc:
+            await notify(f"{exc}\nNothing was submitted.")
         except InputError as exc:
             await notify(error_text(exc))
-            return
         except ApiError as exc:
             log.warning("input hand-over failed: %s", exc)
             await notify(f"{exc.user_message()}\nNothing was submitted.")
-            return
         except Exception:
             reference = secrets.token_hex(4)
             log.exception("a Slack request failed before it was queued (reference %s)",
                           reference)
             await notify(apology(reference, job=False))
-            return
-        await self.submitter.submit(request, notify)
