@@ -401,3 +401,54 @@ async def test_response_url_allows_five_uses(fake_slack: FakeSlack, bolt: AsyncA
         async with http.post(url, json={"text": "late"}) as reply:
             expired = (reply.status, (await reply.json())["error"])
     assert statuses == [200] * 5 + [404] and expired == (404, "expired_url")
+
+
+async def test_share_can_arrive_after_the_completion(fake_slack: FakeSlack) -> None:
+    """With share_delay_s the file shows in the thread only later, as Slack shares async."""
+    fake_slack.share_delay_s = 0.05
+    general = fake_slack.channel("general").id
+    parent = await fake_slack.client().chat_postMessage(channel=general, text="progress")
+    await upload(fake_slack, b"v" * 100, title="wan-1.mp4", channel=general,
+                 thread_ts=parent["ts"])
+    assert fake_slack.thread("general", parent["ts"]) == []
+    reply = await fake_slack.wait_for_message("general", thread_ts=parent["ts"])
+    assert [f.title for f in reply.files] == ["wan-1.mp4"]
+
+
+async def test_dm_opened_with_conversations_open(fake_slack: FakeSlack) -> None:
+    """conversations.open gives the bot's DM with a user; posts there are the user's DMs."""
+    client = fake_slack.client()
+    opened = await client.conversations_open(users=fake_slack.user("bob").id)
+    await client.chat_postMessage(channel=opened["channel"]["id"], text="your video")
+    assert [m.text for m in fake_slack.dm_messages("bob")] == ["your video"]
+    assert fake_slack.dm_messages("alice") == []
+
+
+async def test_usergroup_members_need_usergroups_read(slack_workspace: FakeWorkspace) -> None:
+    """usergroups.users.list lists members only when the app has usergroups:read."""
+    from tests.fakeslack import run_fake_slack
+
+    slack_workspace.usergroups = {"video-makers": ["alice", "bob"]}
+    answers = []
+    for scopes in (DEFAULT_SCOPES, DEFAULT_SCOPES | {"usergroups:read"}):
+        slack_workspace.scopes = scopes
+        async with run_fake_slack(slack_workspace) as fake:
+            group = fake.usergroup_id("video-makers")
+            try:
+                answers.append((await fake.client().usergroups_users_list(usergroup=group))
+                               ["users"])
+            except SlackApiError as exc:
+                answers.append(exc.response["error"])
+    ids = [user.id for user in slack_workspace.users[:2]]
+    assert answers == ["missing_scope", ids]
+
+
+async def test_injected_error_is_answered_once(fake_slack: FakeSlack) -> None:
+    """fail_next answers the next call with the error, then the method works again."""
+    fake_slack.fail_next("chat.postMessage", "internal_error", status=500)
+    client = fake_slack.client()
+    general = fake_slack.channel("general").id
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel=general, text="a")
+    await client.chat_postMessage(channel=general, text="b")
+    assert [m.text for m in fake_slack.messages_in("general")] == ["b"]

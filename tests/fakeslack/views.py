@@ -264,5 +264,7 @@ class ViewMethods(FileMethods):
             return
         if action == "update":
             self._replace(opened, checked)
+        elif len([v for v in opened.stack if not v.closed]) >= VIEW_STACK_MAX:
+            self.ack_problems.append("response_action push: push_limit_reached")
         else:
             self._open(checked, opened.user, opened.channel, opened.stack)

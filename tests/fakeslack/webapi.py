@@ -9,7 +9,6 @@ from typing import ClassVar
 from tests.fakeslack.model import (
     MESSAGE_BLOCKS_MAX,
     MESSAGE_TEXT_MAX,
-    EphemeralMessage,
     FakeChannel,
     FakeMessage,
     Json,
@@ -89,14 +88,15 @@ class WebApiMethods(FakeState):
     async def _post_message(self, params: Json) -> Json:
         channel = self.target_channel(str(params.get("channel") or ""), public_scope=True)
         text, blocks = message_content(params)
-        thread_ts = str(params.get("thread_ts") or "") or None
-        if thread_ts:
-            parent = next((m for m in self.messages.get(channel.id, []) if m.ts == thread_ts),
-                          None)
-            thread_ts = parent.thread_ts or thread_ts if parent else thread_ts
-        message = self.bot_message(channel, text, blocks, thread_ts)
+        message = self.bot_message(channel, text, blocks, self._thread_root(channel, params))
         message.metadata = json_arg(params, "metadata")
         return {"channel": channel.id, "ts": message.ts, "message": message.payload()}
+
+    def _thread_root(self, channel: FakeChannel, params: Json) -> str | None:
+        """The thread to reply in: a reply's ts given as ``thread_ts`` means its parent."""
+        thread_ts = str(params.get("thread_ts") or "") or None
+        given = next((m for m in self.messages.get(channel.id, []) if m.ts == thread_ts), None)
+        return given.thread_ts if given is not None and given.thread_ts else thread_ts
 
     def _own_message(self, params: Json, method: str) -> FakeMessage:
         """The bot's message at (channel, ts); ephemerals and others' messages are refused."""
@@ -195,6 +195,3 @@ class WebApiMethods(FakeState):
             raise SlackError("no_such_subteam")
         names = self.workspace.usergroups[handle]
         return {"users": [self.users[name].id for name in names]}
-
-    def is_ephemeral_ts(self, ts: str) -> EphemeralMessage | None:
-        return next((e for e in self.ephemerals if e.ts == ts), None)
