@@ -21,6 +21,7 @@ from tests.fakeslack import (
     Json,
     Rate,
     connected_app,
+    run_fake_slack,
 )
 
 pytest_plugins = ("tests.slack_support",)
@@ -61,7 +62,12 @@ def job_blocks(job_id: str) -> list[Json]:
 def build_app(fake: FakeSlack) -> AsyncApp:
     """A small bolt app: the listener kinds the front end uses, 2-5 lines each."""
     app = AsyncApp(client=fake.client())
+    add_commands(app, fake)
+    add_interactions(app)
+    return app
 
+
+def add_commands(app: AsyncApp, fake: FakeSlack) -> None:
     @app.command("/echo")
     async def echo(ack: AsyncAck, command: Json) -> None:
         await ack(f"got: {command['text']}")
@@ -76,6 +82,14 @@ def build_app(fake: FakeSlack) -> AsyncApp:
         await ack()
         await client.views_open(trigger_id=command["trigger_id"], view=kf2v_modal())
 
+    @app.command("/job")
+    async def job(ack: AsyncAck, command: Json, client: AsyncWebClient) -> None:
+        await ack()
+        await client.chat_postMessage(channel=command["channel_id"], text="job 7",
+                                      blocks=job_blocks("7"))
+
+
+def add_interactions(app: AsyncApp) -> None:
     @app.view(MODAL_ID)
     async def submitted(ack: AsyncAck, view: Json) -> None:
         prompt = view["state"]["values"]["prompt"]["prompt"]["value"]
@@ -83,12 +97,6 @@ def build_app(fake: FakeSlack) -> AsyncApp:
             await ack(response_action="errors", errors={"prompt": "Say what should happen"})
         else:
             await ack()
-
-    @app.command("/job")
-    async def job(ack: AsyncAck, command: Json, client: AsyncWebClient) -> None:
-        await ack()
-        await client.chat_postMessage(channel=command["channel_id"], text="job 7",
-                                      blocks=job_blocks("7"))
 
     @app.action(re.compile(r"^wan:cancel:(\w+)$"))
     async def cancel(ack: AsyncAck, body: Json, respond: AsyncRespond) -> None:
@@ -99,8 +107,6 @@ def build_app(fake: FakeSlack) -> AsyncApp:
     async def from_message(ack: AsyncAck, shortcut: Json, client: AsyncWebClient) -> None:
         await ack()
         await client.views_open(trigger_id=shortcut["trigger_id"], view=kf2v_modal())
-
-    return app
 
 
 @pytest.fixture
@@ -194,6 +200,16 @@ async def test_message_shortcut_opens_the_modal(fake_slack: FakeSlack, bolt: Asy
     assert given["url_private_download"] == clip.url_private_download
 
 
+async def test_reconnect_on_disconnect_request(fake_slack: FakeSlack, bolt: AsyncApp) -> None:
+    """On Slack's ``disconnect`` the SDK opens a new connection and envelopes flow on it."""
+    await fake_slack.request_reconnect()
+    await fake_slack.wait_for(lambda: (len(fake_slack.sockets) == 2 and fake_slack.sockets[0].closed
+                                       and fake_slack.sockets[1].live) or None)
+    record = await fake_slack.slash("/echo", "again")
+    assert (await record.acked()).payload == {"text": "got: again"}
+    assert len(fake_slack.calls("apps.connections.open")) == 2
+
+
 # --------------------------------------------------------------------------- Web API rules
 
 
@@ -221,8 +237,6 @@ async def test_ephemeral_message_cannot_be_updated(fake_slack: FakeSlack) -> Non
 async def test_channel_membership_rules(slack_workspace: FakeWorkspace) -> None:
     """Private channel the bot is not in: channel_not_found; public one: only with
     chat:write.public."""
-    from tests.fakeslack import run_fake_slack
-
     slack_workspace.scopes = DEFAULT_SCOPES - {"chat:write.public"}
     async with run_fake_slack(slack_workspace) as fake:
         client = fake.client()
@@ -329,8 +343,6 @@ async def test_three_step_upload_lands_in_the_thread(fake_slack: FakeSlack) -> N
 
 async def test_uploads_disabled_fails_with_slacks_error(slack_workspace: FakeWorkspace) -> None:
     """A workspace that forbids uploads answers file_uploads_disabled."""
-    from tests.fakeslack import run_fake_slack
-
     slack_workspace.file_uploads_disabled = True
     async with run_fake_slack(slack_workspace) as fake:
         with pytest.raises(SlackApiError) as caught:
@@ -426,8 +438,6 @@ async def test_dm_opened_with_conversations_open(fake_slack: FakeSlack) -> None:
 
 async def test_usergroup_members_need_usergroups_read(slack_workspace: FakeWorkspace) -> None:
     """usergroups.users.list lists members only when the app has usergroups:read."""
-    from tests.fakeslack import run_fake_slack
-
     slack_workspace.usergroups = {"video-makers": ["alice", "bob"]}
     answers = []
     for scopes in (DEFAULT_SCOPES, DEFAULT_SCOPES | {"usergroups:read"}):
