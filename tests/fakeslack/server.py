@@ -28,6 +28,7 @@ from tests.fakeslack.webapi import MethodTable
 from tests.fakeslack.wire import Rate, RecordedRequest, SlackError, json_reply, read_params
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RETIRED_METHODS = frozenset({"files.upload"})  # uploads go through the external-upload steps
 
 
 @dataclass(eq=False)
@@ -88,7 +89,7 @@ class FakeSlack(Interactions):
         return AsyncWebClient(token=token or self.bot_token, base_url=self.api_url, **kwargs)
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(middlewares=[self._record_other], client_max_size=MAX_BODY_BYTES)
         for method, path, handler in self._routes():
             app.router.add_route(method, path, handler)
         self._runner, self.base_url = await serve_on_loopback(app)
@@ -112,6 +113,21 @@ class FakeSlack(Interactions):
             ("*", "/{tail:.*}", self._unhandled),
         ]
 
+    @web.middleware
+    async def _record_other(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Log the non-API routes too, under their first path segment ("upload", "hooks"...)."""
+        if request.path.startswith("/api/"):
+            return await handler(request)
+        record = RecordedRequest(request.method, request.path.split("/")[1])
+        self.requests.append(record)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            record.status = exc.status
+            raise
+        record.status = response.status
+        return response
+
     async def _api(self, request: web.Request) -> web.StreamResponse:
         record = RecordedRequest(request.method, request.match_info["method"])
         self.requests.append(record)
@@ -130,6 +146,8 @@ class FakeSlack(Interactions):
 
     async def _call(self, request: web.Request, record: RecordedRequest) -> Json:
         entry = self._methods.get(record.method)
+        if record.method in RETIRED_METHODS:
+            raise SlackError("method_deprecated")
         if entry is None:
             self.unhandled.append(record)
             raise SlackError("unknown_method")

@@ -462,3 +462,20 @@ async def test_injected_error_is_answered_once(fake_slack: FakeSlack) -> None:
         await client.chat_postMessage(channel=general, text="a")
     await client.chat_postMessage(channel=general, text="b")
     assert [m.text for m in fake_slack.messages_in("general")] == ["b"]
+
+
+async def test_retired_files_upload_is_refused(fake_slack: FakeSlack) -> None:
+    """files.upload (retired by Slack) answers method_deprecated."""
+    with pytest.raises(SlackApiError) as caught:
+        await fake_slack.client().api_call("files.upload", data={"channels": "C1"})
+    assert caught.value.response["error"] == "method_deprecated"
+
+
+async def test_private_file_can_redirect_elsewhere(fake_slack: FakeSlack) -> None:
+    """A file with redirect_to answers the bot token with a 302 (for origin-check tests)."""
+    moved = fake_slack.user_file("a.png", PNG, redirect_to="http://127.0.0.1:9/elsewhere.png")
+    headers = {"Authorization": f"Bearer {fake_slack.bot_token}"}
+    async with aiohttp.ClientSession() as http, http.get(
+            moved.url_private, headers=headers, allow_redirects=False) as reply:
+        assert (reply.status, reply.headers["Location"]) == (302, moved.redirect_to)
+    assert fake_slack.file_fetches == [(moved.id, True)]
