@@ -112,16 +112,16 @@ class FakeState:
 
     # ---- Slack's rules for the bot in a channel
 
-    def target_channel(self, channel_id: str, *, public_scope: bool) -> FakeChannel:
-        """Where the bot may post: a member channel, a DM, or (with ``chat:write.public``
-        and ``public_scope``) any public channel; private ones it is not in are invisible."""
+    def target_channel(self, channel_id: str) -> FakeChannel:
+        """Where the bot may post: a member channel, a DM, or (with ``chat:write.public``)
+        any public channel; private ones it is not in are invisible to it."""
         user = self.user_by_id(channel_id)
         if user is not None and not user.is_bot:
             return self.dm_channel(user)  # posting to a user id goes to the app's DM
         channel = self.channels.get(channel_id)
         if channel is None or (channel.is_private and not channel.bot_member):
             raise SlackError("channel_not_found")
-        public_ok = public_scope and "chat:write.public" in self.workspace.scopes
+        public_ok = "chat:write.public" in self.workspace.scopes
         if not channel.bot_member and not (public_ok and not channel.is_private):
             raise SlackError("not_in_channel")
         return channel

@@ -175,13 +175,13 @@ class ViewMethods(FileMethods):
         return trigger
 
     def _view_data(self, view: Json, view_id: str, root_id: str | None) -> Json:
-        return {**view, "id": view_id, "team_id": self.team_id, "app_id": self.app_id,
-                "bot_id": self.bot_id, "app_installed_team_id": self.team_id,
-                "callback_id": view.get("callback_id", ""), "external_id":
-                view.get("external_id", ""), "private_metadata": view.get("private_metadata",
-                                                                          ""),
-                "state": {"values": {}}, "hash": secrets.token_hex(8),
-                "root_view_id": root_id or view_id, "previous_view_id": None}
+        """Slack's view object: what the app sent plus the ids, hash and empty state."""
+        defaults = {key: "" for key in ("callback_id", "external_id", "private_metadata")}
+        return {**defaults, **view, "id": view_id, "team_id": self.team_id,
+                "app_id": self.app_id, "bot_id": self.bot_id,
+                "app_installed_team_id": self.team_id, "state": {"values": {}},
+                "hash": secrets.token_hex(8), "root_view_id": root_id or view_id,
+                "previous_view_id": None}
 
     def _open(self, view: Json, user: FakeUser, channel: FakeChannel | None,
               stack: list[OpenedView]) -> OpenedView:

@@ -86,7 +86,7 @@ class WebApiMethods(FakeState):
         return {"url": "ws" + self.base_url.removeprefix("http") + f"/link/?ticket={ticket}"}
 
     async def _post_message(self, params: Json) -> Json:
-        channel = self.target_channel(str(params.get("channel") or ""), public_scope=True)
+        channel = self.target_channel(str(params.get("channel") or ""))
         text, blocks = message_content(params)
         message = self.bot_message(channel, text, blocks, self._thread_root(channel, params))
         message.metadata = json_arg(params, "metadata")
@@ -101,7 +101,7 @@ class WebApiMethods(FakeState):
     def _own_message(self, params: Json, method: str) -> FakeMessage:
         """The bot's message at (channel, ts); ephemerals and others' messages are refused."""
         channel_id, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
-        channel = self.target_channel(channel_id, public_scope=True)
+        channel = self.target_channel(channel_id)
         if any(e.ts == ts and e.channel_id == channel.id for e in self.ephemerals):
             self.ephemeral_edits.append((method, ts))
             raise SlackError("message_not_found")  # Slack never stored the ephemeral
@@ -122,7 +122,7 @@ class WebApiMethods(FakeState):
                 "message": message.payload()}
 
     async def _post_ephemeral(self, params: Json) -> Json:
-        channel = self.target_channel(str(params.get("channel") or ""), public_scope=True)
+        channel = self.target_channel(str(params.get("channel") or ""))
         user = self.user_by_id(str(params.get("user") or ""))
         if user is None:
             raise SlackError("user_not_found")
