@@ -53,6 +53,7 @@ class WebApiMethods(FakeState):
         "chat.update": ("_update_message", "chat:write", "bot"),
         "chat.postEphemeral": ("_post_ephemeral", "chat:write", "bot"),
         "chat.delete": ("_delete_message", "chat:write", "bot"),
+        "chat.getPermalink": ("_permalink", None, "bot"),
         "conversations.open": ("_open_conversation", "im:write", "bot"),
         "conversations.info": ("_conversation_info", None, "bot"),
         "conversations.history": ("_history", None, "bot"),
@@ -137,6 +138,14 @@ class WebApiMethods(FakeState):
         message.deleted = True
         self._waiters.poke()
         return {"channel": message.channel_id, "ts": message.ts}
+
+    async def _permalink(self, params: Json) -> Json:
+        channel = self.channels.get(str(params.get("channel") or ""))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        message = self.message_in(channel, str(params.get("message_ts") or ""))
+        link = f"{self.base_url}/archives/{channel.id}/p{message.ts.replace('.', '')}"
+        return {"channel": channel.id, "permalink": link}
 
     async def _open_conversation(self, params: Json) -> Json:
         ids = [u for u in str(params.get("users") or "").split(",") if u]
