@@ -135,7 +135,7 @@ class FileMethods(WebApiMethods):
         message = self.bot_message(channel, comment, [], thread_ts)
         message.files = list(files)
         for shared in files:
-            shared.shares.append((channel.id, message.ts))
+            shared.shares.append(message)
         self._waiters.poke()
 
     async def _file_info(self, params: Json) -> Json:
@@ -144,7 +144,7 @@ class FileMethods(WebApiMethods):
     async def _file_list(self, params: Json) -> Json:
         channel, user = params.get("channel"), params.get("user")
         chosen = [f for f in self.files.values()
-                  if (not channel or any(c == channel for c, _ in f.shares))
+                  if (not channel or any(m.channel_id == channel for m in f.shares))
                   and (not user or f.user_id == user)
                   and (f.shares or f.user_id != self.bot_user.id)]
         chosen.sort(key=lambda f: f.created, reverse=True)

@@ -158,7 +158,7 @@ class SlackFile:
     redirect_to: str | None = None  # the private URL answers 302 to here (origin tests)
     id: str = field(default_factory=lambda: new_id("F"))
     created: int = field(default_factory=lambda: int(time.time()))
-    shares: list[tuple[str, str]] = field(default_factory=list)  # (channel id, message ts)
+    shares: list[FakeMessage] = field(default_factory=list)  # the messages showing it
 
     def __post_init__(self) -> None:
         if self.mimetype is None:
@@ -174,7 +174,7 @@ class SlackFile:
 
     def payload(self) -> Json:
         """The file object Slack puts in payloads and ``files.info``."""
-        channels = sorted({channel for channel, _ in self.shares})
+        channels = sorted({message.channel_id for message in self.shares})
         return {
             "id": self.id, "created": self.created, "timestamp": self.created,
             "name": self.name, "title": self.title or self.name, "mimetype": self.mimetype,
@@ -186,9 +186,17 @@ class SlackFile:
             "url_private": self.url_private, "url_private_download": self.url_private_download,
             "permalink": f"{self.base_url}/files/{self.user_id}/{self.id}/{self.name}",
             "channels": channels, "groups": [], "ims": [],
-            "shares": {"public": {channel: [{"ts": ts} for c, ts in self.shares if c == channel]
-                                  for channel in channels}},
+            "shares": {"public": {channel: [_share(m) for m in self.shares
+                                            if m.channel_id == channel] for channel in channels}},
         }
+
+
+def _share(message: FakeMessage) -> Json:
+    """One entry of a file's ``shares``: where it shows (a thread reply names its thread)."""
+    entry: Json = {"ts": message.ts}
+    if message.thread_ts:
+        entry["thread_ts"] = message.thread_ts
+    return entry
 
 
 @dataclass(eq=False)

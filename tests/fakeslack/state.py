@@ -173,7 +173,7 @@ class FakeState:
         message = FakeMessage(where.id, self.new_ts(), text, [], self.user(user).id,
                               thread_ts=thread_ts, files=list(files))
         for shared in files:
-            shared.shares.append((where.id, message.ts))
+            shared.shares.append(message)
         return self.store_message(message)
 
     # ---- reading (public)

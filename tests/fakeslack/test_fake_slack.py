@@ -341,6 +341,19 @@ async def test_three_step_upload_lands_in_the_thread(fake_slack: FakeSlack) -> N
     assert fake_slack.uploads[reply.files[0].id].chunked
 
 
+async def test_earlier_upload_is_found_by_title(fake_slack: FakeSlack) -> None:
+    """files.list (files:read) shows the bot's shared uploads with their titles and threads."""
+    general = fake_slack.channel("general").id
+    parent = await fake_slack.client().chat_postMessage(channel=general, text="progress")
+    await upload(fake_slack, b"v" * 10, title="wan-9.mp4", channel=general,
+                 thread_ts=parent["ts"])
+    listed = await fake_slack.client().files_list(channel=general)
+    [found] = [f for f in listed["files"] if f["title"] == "wan-9.mp4"]
+    [share] = found["shares"]["public"][general]
+    assert share == {"ts": fake_slack.thread("general", parent["ts"])[0].ts,
+                     "thread_ts": parent["ts"]}
+
+
 async def test_uploads_disabled_fails_with_slacks_error(slack_workspace: FakeWorkspace) -> None:
     """A workspace that forbids uploads answers file_uploads_disabled."""
     slack_workspace.file_uploads_disabled = True
