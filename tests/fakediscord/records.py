@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
+from tests.fake_support import Waiters
 from tests.fakediscord.model import (
     DEFAULT_WAIT_S,
     TOKEN_TTL_S,
@@ -21,8 +21,6 @@ from tests.fakediscord.model import (
     snowflake_time_s,
 )
 from tests.fakediscord.wire import ApiError
-
-T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -75,39 +73,6 @@ class GatewaySession:
                 self.seq += 1
                 frame.update(s=self.seq, t=event)
             await self.ws.send_str(json.dumps(frame))
-
-
-class Waiters:
-    """Futures resolved when a probe returns something other than None after a change."""
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
-
-    async def wait(self, probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
-        found = probe()
-        if found is not None:
-            return found
-        entry = (probe, asyncio.get_running_loop().create_future())
-        self._pending.append(entry)
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await entry[1]
-        except TimeoutError:
-            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}") from None
-        finally:
-            self._pending.remove(entry)
-
-    def poke(self) -> None:
-        for probe, future in list(self._pending):
-            if future.done():
-                continue
-            try:
-                found = probe()
-            except Exception as exc:  # a broken probe must fail its waiter, not the fake
-                future.set_exception(exc)
-            else:
-                if found is not None:
-                    future.set_result(found)
 
 
 class InteractionRecord:

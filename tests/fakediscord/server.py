@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -15,6 +14,7 @@ import discord.http
 import yarl
 from aiohttp import web
 
+from tests.fake_support import serve_on_loopback
 from tests.fakediscord.interactions import InteractionRoutes
 from tests.fakediscord.model import API_PREFIX, DEFAULT_TOKEN, MAX_BODY_BYTES, FakeGuild
 from tests.fakediscord.rest import RestRoutes
@@ -77,12 +77,7 @@ class FakeDiscord(InteractionRoutes, RestRoutes):
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES)
         for method, path, handler in self._routes():
             app.router.add_route(method, path, handler)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._runner, self.base_url = await serve_on_loopback(app)
 
     async def close(self) -> None:
         for session in self.gateways:
