@@ -90,3 +90,33 @@ def test_dms_are_off_unless_allowed_with_a_home_server():
     with pytest.raises(ConfigError) as caught:
         load_settings({**BASE, "DISCORD_ALLOW_DMS": "yes"})
     assert ["DISCORD_DM_HOME_GUILD" in p for p in caught.value.problems] == [True]
+
+
+def test_slack_alone_is_enough():
+    """Slack's two tokens and no Discord token: no problem; the API base can be moved."""
+    s = load_settings({"DASHSCOPE_API_KEY": "k", "SLACK_BOT_TOKEN": "xoxb-1",
+                       "SLACK_APP_TOKEN": "xapp-1", "SLACK_API_URL": "http://127.0.0.1:9/api"})
+    assert s.discord_token == "" and s.slack_api_url == "http://127.0.0.1:9/api/"
+
+
+def test_no_chat_front_end_names_both():
+    """Neither Discord nor Slack set: one problem naming both ways."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"DASHSCOPE_API_KEY": "k"})
+    [problem] = caught.value.problems
+    assert "DISCORD_TOKEN" in problem and "SLACK_BOT_TOKEN" in problem
+
+
+def test_slack_tokens_must_be_the_right_kinds():
+    """A bot token that is not xoxb-, or a missing app token, is named with where to get it."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"DASHSCOPE_API_KEY": "k", "SLACK_BOT_TOKEN": "xapp-wrong"})
+    text = "\n".join(caught.value.problems)
+    assert "SLACK_BOT_TOKEN must be" in text and "SLACK_APP_TOKEN must be" in text
+
+
+def test_slack_tokens_stay_out_of_the_repr():
+    """Secrets never show in a repr (and so in logs)."""
+    s = load_settings({"DASHSCOPE_API_KEY": "k", "SLACK_BOT_TOKEN": "xoxb-secret-1",
+                       "SLACK_APP_TOKEN": "xapp-secret-2"})
+    assert "secret" not in repr(s)
