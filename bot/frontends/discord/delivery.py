@@ -19,6 +19,7 @@ import discord
 from bot.clock import Clock
 from bot.engine import RESULT_TTL_S, Delivery, Job, Post, Store
 from bot.errors import Undeliverable
+from bot.frontends.common.sharing import VideoGone
 from bot.frontends.discord.components import result_view, shared_view
 from bot.frontends.discord.gallery import Gallery
 from bot.frontends.discord.guilds import guild_of
@@ -46,10 +47,6 @@ from bot.frontends.discord.video_posts import (
 log = logging.getLogger(__name__)
 
 DM_UPLOAD_LIMIT = DEFAULT_UPLOAD_LIMIT
-
-
-class VideoGone(Exception):
-    """Neither the file nor the provider's link is there any more."""
 
 
 class DiscordDeliverer:

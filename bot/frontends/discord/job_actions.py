@@ -18,11 +18,12 @@ from typing import Any
 
 import discord
 
-from bot.engine import Delivery, Engine, Job, JobRequest, Post, Store
+from bot.engine import Engine, Job, JobRequest, Post, Store
 from bot.errors import InputError
 from bot.frontends.common.job_buttons import Action
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
+from bot.frontends.common.sharing import share_once
 from bot.frontends.common.texts import (
     INPUTS_GONE,
     NOT_YOURS,
@@ -37,7 +38,7 @@ from bot.frontends.common.texts import (
 )
 from bot.frontends.discord.access import action_refusal, generate_refusal, may_manage
 from bot.frontends.discord.components import actions_on, edit_form, form_values, view_of
-from bot.frontends.discord.delivery import DiscordDeliverer, VideoGone
+from bot.frontends.discord.delivery import DiscordDeliverer
 from bot.frontends.discord.gallery import jump_url
 from bot.frontends.discord.job_messages import input_error_text, shared_text
 from bot.frontends.discord.progress import ProgressBoard
@@ -199,17 +200,7 @@ class JobActions:
             return None
 
     async def _shared(self, job: Job) -> Post | None:
-        """Where the share went: recorded, found (after a crash), or posted now."""
-        job = await self.store.get_job(job.id) or job
-        delivery = job.delivery or Delivery()
-        where = delivery.shared or await self.deliverer.find_share(job)
-        if where is None:
-            try:
-                where = await self.deliverer.share(job)
-            except VideoGone:
-                return None
-        await self.store.update_job(job.id, delivery=replace(delivery, shared=where))
-        return where
+        return await share_once(self.store, job, self.deliverer)
 
     async def _note_deleted(self, job: Job, message_id: str) -> None:
         delivery = job.delivery

@@ -19,7 +19,8 @@ from typing import Any
 import discord
 
 from bot.clock import Clock
-from bot.engine import Engine, Job, JobState, JobUpdate, ProgressRef, Store
+from bot.engine import Engine, JobUpdate, ProgressRef, Store
+from bot.frontends.common.refresh import RECENT_S, to_refresh
 from bot.frontends.discord.components import progress_view
 from bot.frontends.discord.job_messages import progress_embed
 from bot.frontends.discord.video_posts import interaction_webhook, token_alive
@@ -27,8 +28,6 @@ from bot.frontends.discord.video_posts import interaction_webhook, token_alive
 log = logging.getLogger(__name__)
 
 REFRESH_S = 15.0  # running jobs are re-rendered this often: their bar and ETA move by themselves
-RECENT_S = 3600.0  # at start, jobs changed this recently are re-rendered too
-ACTIVE = (JobState.QUEUED, JobState.PENDING, JobState.RUNNING)
 TOKEN_DEAD = 401  # an interaction's token past its 15 minutes (code 50027)
 
 
@@ -178,16 +177,12 @@ class ProgressBoard:
         since_s = RECENT_S
         while True:
             try:
-                for update in await self.engine.updates_for(await self._to_refresh(since_s)):
+                since = self.clock.now() - since_s if since_s else None
+                jobs = await to_refresh(self.store, "discord", since)
+                for update in await self.engine.updates_for(jobs):
                     await self.on_update(update)
             except Exception:
                 log.exception("progress refresh failed")
             since_s = 0.0
             await self.clock.sleep(max(self.interval_s, REFRESH_S))
 
-    async def _to_refresh(self, since_s: float) -> list[Job]:
-        jobs = await self.store.jobs_in(ACTIVE)
-        if since_s > 0:
-            jobs += await self.store.changed_since(self.clock.now() - since_s)
-        unique = {job.id: job for job in jobs if job.progress_ref and job.platform == "discord"}
-        return list(unique.values())

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import Clock
 from bot.engine import RESULT_TTL_S, Delivery, Job, Post
 from bot.errors import Undeliverable
+from bot.frontends.common.sharing import VideoGone
 from bot.frontends.slack.blocks import link_comment, share_comment, video_comment, video_title
 from bot.units import MiB
 
@@ -30,10 +31,6 @@ NO_UPLOAD = frozenset({"file_uploads_disabled", "file_upload_size_restricted",
                        "file_uploads_except_images_disabled", "invalid_file_size"})
 NO_CHANNEL = frozenset({"channel_not_found", "not_in_channel", "is_archived", "user_not_found"})
 UPLOAD_TIMEOUT_S = 600.0
-
-
-class VideoGone(Exception):
-    """Neither the file nor the provider's link is left."""
 
 
 class SlackDeliverer:

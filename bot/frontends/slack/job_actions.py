@@ -11,11 +11,12 @@ import logging
 from collections import defaultdict
 from dataclasses import replace
 
-from bot.engine import Delivery, Engine, Job, JobRequest, Post, Store
+from bot.engine import Engine, Job, JobRequest, Post, Store
 from bot.errors import InputError
 from bot.frontends.common.job_buttons import Action
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
+from bot.frontends.common.sharing import share_once
 from bot.frontends.common.texts import (
     INPUTS_GONE,
     NOT_YOURS,
@@ -28,7 +29,7 @@ from bot.frontends.common.texts import (
     deleted_text,
 )
 from bot.frontends.slack.access import SlackAccess
-from bot.frontends.slack.delivery import SlackDeliverer, VideoGone
+from bot.frontends.slack.delivery import SlackDeliverer
 from bot.frontends.slack.progress import SlackProgress
 from bot.frontends.slack.submit import Notify, SlackSubmitter
 
@@ -137,17 +138,7 @@ class SlackJobActions:
         return refusal
 
     async def _shared(self, job: Job) -> Post | None:
-        """Where the share went: recorded, found (after a crash), or posted now."""
-        job = await self.store.get_job(job.id) or job
-        delivery = job.delivery or Delivery(platform="slack")
-        where = delivery.shared or await self.deliverer.find_share(job)
-        if where is None:
-            try:
-                where = await self.deliverer.share(job)
-            except VideoGone:
-                return None
-        await self.store.update_job(job.id, delivery=replace(delivery, shared=where))
-        return where
+        return await share_once(self.store, job, self.deliverer)
 
     async def _show(self, job_id: str) -> None:
         """The message shows the change at once (a cancel of a running job changes no state)."""

@@ -18,14 +18,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
-from bot.engine import AT_PROVIDER, Engine, Job, JobState, JobUpdate, Store
+from bot.engine import Engine, JobUpdate, Store
+from bot.frontends.common.refresh import RECENT_S, to_refresh
 from bot.frontends.slack.blocks import job_blocks, job_text
 from bot.frontends.slack.buttons import actions_for
 
 log = logging.getLogger(__name__)
 
 REFRESH_S = 15.0  # running jobs are re-rendered this often: their bar moves by itself
-RECENT_S = 3600.0  # at start, jobs changed this recently are re-rendered too
 GONE = frozenset({"message_not_found", "channel_not_found", "cant_update_message",
                   "is_archived", "not_in_channel"})
 
@@ -150,18 +150,15 @@ class SlackProgress:
         since_s = RECENT_S
         while True:
             try:
-                for update in await self.engine.updates_for(await self._to_refresh(since_s)):
+                since = self.clock.now() - since_s if since_s else None
+                jobs = await to_refresh(self.store, "slack", since)
+                for update in await self.engine.updates_for(jobs):
                     await self.on_update(update)
             except Exception:
                 log.exception("Slack progress refresh failed")
             since_s = 0.0
             await self.clock.sleep(REFRESH_S)
 
-    async def _to_refresh(self, since_s: float) -> list[Job]:
-        jobs = await self.store.jobs_in([JobState.QUEUED, *AT_PROVIDER])
-        if since_s > 0:
-            jobs += await self.store.changed_since(self.clock.now() - since_s)
-        return list({j.id: j for j in jobs if j.platform == "slack" and j.progress_ref}.values())
 
 
 def _key(update: JobUpdate) -> str:
