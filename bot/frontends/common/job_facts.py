@@ -3,6 +3,8 @@ progress, its options and inputs. Plain text; each front end lays it out its own
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.engine import Job, JobState, JobUpdate
 from bot.errors import describe
 
@@ -66,3 +68,17 @@ def options_text(job: Job) -> str:
 def inputs_text(job: Job) -> str | None:
     names = job.display.inputs
     return "\n".join(f"{k}: {v}" for k, v in names.items()) or None
+
+
+def status_with_eta(update: JobUpdate, when: Callable[[float], str]) -> str:
+    """The state, the place in line, when it is expected (as `when` writes a time) and
+    whether a cancel is waiting: the status line of a job's full page."""
+    job = update.job
+    text = STATE_TEXT[job.state]
+    if job.state is JobState.QUEUED and update.position:
+        text += f": {ordinal(update.position)} in line"
+    if update.eta_s is not None and not job.terminal:
+        text += f", expected {when(job.created_at + update.elapsed_s + update.eta_s)}"
+    if job.cancel_requested and not job.terminal:
+        text += " (canceled: the result will not be posted)"
+    return text

@@ -13,9 +13,9 @@ from typing import Any
 
 import discord
 
-from bot.engine import Job, JobState, JobUpdate, Post, ProgressRef
+from bot.engine import Job, JobUpdate, Post, ProgressRef
 from bot.errors import describe
-from bot.frontends.common.job_facts import STATE_TEXT, options_text, ordinal
+from bot.frontends.common.job_facts import STATE_TEXT, options_text, ordinal, status_with_eta
 from bot.frontends.common.team_admin import UsageReport
 from bot.frontends.common.teams import TeamSettings, Usage
 from bot.frontends.discord.job_messages import COLOURS, inputs_text, shown
@@ -120,15 +120,7 @@ def job_embed(update: JobUpdate, guild_id: int | str) -> discord.Embed:
 
 
 def _status(update: JobUpdate) -> str:
-    job = update.job
-    text = STATE_TEXT[job.state]
-    if job.state is JobState.QUEUED and update.position:
-        text += f": {ordinal(update.position)} in line"
-    if update.eta_s is not None and not job.terminal:
-        text += f", expected {stamp(job.created_at + update.elapsed_s + update.eta_s)}"
-    if job.cancel_requested and not job.terminal:
-        text += " (canceled: the result will not be posted)"
-    return text
+    return status_with_eta(update, stamp)
 
 
 def _timings(job: Job) -> str:

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bot.engine import Job, JobState, JobUpdate
+from bot.engine import Job, JobUpdate
 from bot.errors import describe
-from bot.frontends.common.job_facts import STATE_TEXT, inputs_text, options_text, ordinal
+from bot.frontends.common.job_facts import (
+    STATE_TEXT,
+    inputs_text,
+    options_text,
+    ordinal,
+    status_with_eta,
+)
 from bot.frontends.common.team_admin import UsageReport
 from bot.frontends.common.teams import TeamSettings, Usage
 from bot.frontends.slack.blocks import date, escape, quoted
@@ -52,13 +58,7 @@ def job_text(update: JobUpdate) -> str:
 
 
 def _status(update: JobUpdate) -> str:
-    job = update.job
-    text = STATE_TEXT[job.state]
-    if job.state is JobState.QUEUED and update.position:
-        text += f": {ordinal(update.position)} in line"
-    if update.eta_s is not None and not job.terminal:
-        text += f", expected about {date(job.created_at + update.elapsed_s + update.eta_s)}"
-    return text
+    return status_with_eta(update, date)
 
 
 def queue_text(waiting: Mapping[str, Sequence[JobUpdate]], running: Sequence[JobUpdate],
