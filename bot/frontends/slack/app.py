@@ -3,6 +3,7 @@ Socket Mode (no public URL). The only module that builds the Slack services."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 DRAIN_S = 5.0
 SETTLE_S = 3.0
 API_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 30.0
 
 
 def web_client(settings: Settings) -> AsyncWebClient:
@@ -75,11 +77,12 @@ class SlackFront:
     async def start(self) -> None:
         """Connect: progress first (recovered jobs show at once), then deliveries, then
         Socket Mode, whose commands may now come in."""
+        await self.client.auth_test()  # a refused token or no network: fail now, plainly
         self.progress.start()
         self.engine.set_deliverer("slack", self.deliverer)
         self.handler = AsyncSocketModeHandler(self.app, self.settings.slack_app_token,
                                               web_client=self.client)
-        await self.handler.connect_async()
+        await asyncio.wait_for(self.handler.connect_async(), CONNECT_TIMEOUT_S)
         log.info("Slack: connected over Socket Mode")
 
     async def drain(self) -> None:
