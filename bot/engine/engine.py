@@ -25,6 +25,7 @@ from bot.engine.poller import Poller
 from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
 from bot.engine.store import Store
+from bot.engine.submitter import Submitter
 from bot.errors import ApiError, InputError
 from bot.provider import catalog
 from bot.provider.client import DashScope
@@ -76,9 +77,10 @@ class Engine:
         self.policy = policy or HistoryPolicy()
         self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply)
         self.results = Results(store, client, settings, self.clock, self._set, self._spawn)
+        self.submitter = Submitter(store, client, settings, self.clock)
         self.reconciler = Reconciler(store, self.poller, settings, self.clock,
                                      found=self._record_task, not_sent=self._resend,
-                                     spawn=self._spawn)
+                                     spawn=self._spawn, sending=self.submitter.sending)
         self._listeners: list[Listener] = []
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
@@ -281,13 +283,8 @@ class Engine:
             self._spawn(self._submit(admitted))
 
     async def _submit(self, job: Job) -> None:
-        model = catalog.get_model(job.model)
         try:
-            body = catalog.build_body(
-                model, self.settings.region, job.media, job.prompt, job.negative_prompt,
-                job.options,
-            )
-            task = await self.client.create_task(model.endpoint, body, oss_resolve=job.oss)
+            task = await self.submitter.send(job)
         except InputError as exc:
             await self._fail(job, "InvalidParameter", str(exc))
         except ApiError as exc:
@@ -300,13 +297,13 @@ class Engine:
             await self._submit_failed(job, ApiError("InternalError", str(exc),
                                                     retryable=True, maybe_created=True))
         else:
-            await self._record_task(job, task)
+            if task is not None:
+                await self._record_task(job, task)
 
     async def _submit_failed(self, job: Job, exc: ApiError) -> None:
         if exc.maybe_created:
             # The request may have reached the provider: find out before sending it again.
             log.warning("job %s: create may have succeeded (%s); reconciling", job.id, exc.code)
-            await self.clock.sleep(5)
             await self._reconcile(job.model)
         elif exc.retryable:
             await self._requeue(job, exc)
@@ -331,6 +328,7 @@ class Engine:
     async def _resend(self, job: Job) -> None:
         """The provider never got this job: back to the queue, to be sent again."""
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
+        self._admit_wake.set()
 
     async def _record_task(self, job: Job, task: Task) -> None:
         self._backoff.pop(job.model, None)

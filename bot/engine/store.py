@@ -74,6 +74,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE team_settings (team_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
     """,
+    # 3: the send time of every create attempt, written before it is sent (a JSON list).
+    """
+    ALTER TABLE jobs ADD COLUMN sends TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 
