@@ -314,7 +314,7 @@ class Engine:
         """The model's slots are full at the provider (or it is busy): wait, then retry."""
         backoff = min(max(self._backoff.get(job.model, 5.0) * 2, 10.0), 300.0)
         if exc.retry_after_s:
-            backoff = max(exc.retry_after_s, 1.0)
+            backoff = min(max(exc.retry_after_s, 1.0), 3600.0)  # an absurd one: not for ever
         self._backoff[job.model] = backoff
         self._blocked[job.model] = self.clock.now() + backoff
         log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, job.model, backoff)
