@@ -19,6 +19,7 @@ from typing import Any
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.fairness import fair_order
+from bot.engine.guard import StorageGuard
 from bot.engine.jobs import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, new_job_id
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
@@ -26,14 +27,13 @@ from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
 from bot.engine.store import Store
 from bot.engine.submitter import Submitter
-from bot.errors import ApiError, InputError
+from bot.errors import ApiError, InputError, StorageError
 from bot.provider import catalog
 from bot.provider.client import DashScope
 from bot.provider.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY_S = 3600.0
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
 
 
@@ -75,7 +75,10 @@ class Engine:
         self.settings = settings
         self.clock = clock or Clock()
         self.policy = policy or HistoryPolicy()
-        self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply)
+        self.guard = StorageGuard(store, self.clock)  # front ends: guard.on_failure, .failure
+        self.guard.on_failure(self._halt)
+        self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply,
+                             start=self.guard.start)
         self.results = Results(store, client, settings, self.clock, self._set, self._spawn)
         self.submitter = Submitter(store, client, settings, self.clock)
         self.reconciler = Reconciler(store, self.poller, settings, self.clock,
@@ -105,9 +108,10 @@ class Engine:
             await self._learn(model)
         await self._recover()
         self._loops = [
-            asyncio.create_task(self._admit_loop(), name="engine-admit"),
-            asyncio.create_task(self.poller.run(), name="engine-poll"),
-            asyncio.create_task(self._sweep_loop(), name="engine-sweep"),
+            self.guard.start(self._admit_loop(), name="engine-admit"),
+            self.guard.start(self.poller.run(), name="engine-poll"),
+            self.guard.start(self.results.sweep_loop(), name="engine-sweep"),
+            self.guard.start(self.guard.watch_file(), name="engine-storage"),
         ]
 
     async def stop(self) -> None:
@@ -119,6 +123,12 @@ class Engine:
         await self.poller.close()
         self._loops.clear()
         self._work.clear()
+
+    def _halt(self) -> None:
+        """Storage failed: stop every loop and piece of work now (nothing more is written);
+        the front end, told by the guard, then stops the rest."""
+        for task in [*self._loops, *self._work]:
+            task.cancel()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -223,16 +233,6 @@ class Engine:
     def policy_remaining(self, model: str, elapsed_s: float) -> float | None:
         return self.policy.remaining(model, elapsed_s)
 
-    async def _sweep_loop(self) -> None:
-        """Now and then, delete videos nobody needs any more (disks are not infinite)."""
-        while True:
-            try:
-                if removed := await self.results.sweep():
-                    log.info("deleted %d old videos", removed)
-            except Exception:
-                log.exception("video clean-up failed")
-            await self.clock.sleep(SWEEP_EVERY_S)
-
     # --- admission -------------------------------------------------------------------------
 
     async def _admit_loop(self) -> None:
@@ -240,6 +240,8 @@ class Engine:
             self._admit_wake.clear()
             try:
                 await self._admit_all()
+            except StorageError:
+                raise  # fatal: the guard stops the engine
             except Exception:
                 log.exception("admission failed; retrying")
             await self.clock.wait(self._admit_wake, self._next_unblock())
@@ -289,6 +291,8 @@ class Engine:
             await self._fail(job, "InvalidParameter", str(exc))
         except ApiError as exc:
             await self._submit_failed(job, exc)
+        except StorageError:
+            raise  # the attempt could not be recorded, so it was not sent; the guard stops us
         except Exception as exc:  # a bug: the request may or may not have gone out
             log.exception("job %s: submitting failed unexpectedly", job.id)
             if job.attempts >= MAX_UNEXPECTED:
@@ -476,7 +480,7 @@ class Engine:
         return (ahead // slots) * typical + typical / 2 + typical
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
+        task = self.guard.start(coro)  # its exception, if any, is looked at
         self._work.add(task)
         task.add_done_callback(self._work.discard)
 

@@ -20,7 +20,7 @@ import aiohttp
 
 from bot.config import Settings, settings_or_exit
 from bot.engine import Engine, Job, JobState, JobUpdate, Store
-from bot.errors import ApiError, InputError, describe
+from bot.errors import ApiError, InputError, StorageError, describe
 from bot.frontends.common.intake import Ask, Owner, build_request
 from bot.logs import setup_logging
 from bot.media.fetch import guarded_session
@@ -190,8 +190,11 @@ async def _run_job(args: argparse.Namespace, settings: Settings, engine: Engine,
     update = await engine.submit(request)
     line = ProgressLine(update.job.id)
     engine.subscribe(line)
+    engine.guard.on_failure(line.done.set)
     await line(update)
     await line.done.wait()
+    if engine.guard.failure is not None:
+        raise engine.guard.failure
     return _outcome(line.final)
 
 
@@ -225,6 +228,10 @@ def main(argv: Sequence[str]) -> int:
     settings = settings_or_exit(need_discord=False, known_models=catalog.MODELS)
     setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level,
                   [settings.dashscope_api_key])
-    if args.action == "check":
-        return asyncio.run(check(settings))
-    return asyncio.run(generate(args, settings))
+    try:
+        if args.action == "check":
+            return asyncio.run(check(settings))
+        return asyncio.run(generate(args, settings))
+    except StorageError as exc:
+        print(f"error: wanbot cannot use its database {exc}", file=sys.stderr)
+        return 1

@@ -12,7 +12,7 @@ import pytest
 from bot.clock import ScaledClock
 from bot.engine import Engine, Job, JobState
 from bot.provider import catalog
-from bot.sim.server import SimConfig, Simulator
+from bot.sim.server import Simulator
 from tests.engine_support import Recorder, Rig, kf2v_request, settings_for
 from tests.net_support import SlowLink
 
@@ -23,13 +23,13 @@ STORM_S = 30.0  # Retry-After of each 429: three of them outlast TIMEOUT_S and a
 
 
 @pytest.fixture
-def clock() -> ScaledClock:
-    return ScaledClock(SCALE)
+def clock_scale() -> float:
+    return SCALE
 
 
 @pytest.fixture
-def sim_config(clock: ScaledClock) -> SimConfig:
-    return SimConfig(clock=clock.now, time_scale=1.0, pending_s=2.0, running_s=10.0)
+def running_s() -> float:
+    return 10.0
 
 
 def make_rig(sim: Simulator, session, tmp_path, clock: ScaledClock, base_url: str) -> Rig:

@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from bot.config import Settings, settings_or_exit
 from bot.engine import Engine, Store
+from bot.errors import StorageError
 from bot.frontends.discord.delivery import DiscordDeliverer
 from bot.frontends.discord.job_actions import JobActions
 from bot.frontends.discord.progress import ProgressBoard
@@ -133,14 +134,18 @@ async def run(settings: Settings) -> None:
         try:
             client = DashScope(session, settings.base_url, settings.dashscope_api_key,
                                timeout_s=settings.http_timeout_s)
-            bot = WanBot(settings, store, Engine(store, client, settings), session)
+            engine = Engine(store, client, settings)
+            bot = WanBot(settings, store, engine, session)
             stopping: list[asyncio.Task[None]] = []  # keeps the close task referenced
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, lambda: stopping.append(
                     asyncio.create_task(bot.close())))
+            engine.guard.on_failure(lambda: stopping.append(asyncio.create_task(bot.close())))
             async with bot:
                 await bot.start(settings.discord_token)
+            if engine.guard.failure is not None:
+                raise engine.guard.failure
         finally:
             await store.close()
 
@@ -158,5 +163,8 @@ def main(argv: list[str]) -> int:
         return 2
     except (aiohttp.ClientError, OSError) as exc:
         log.error("Could not reach Discord (%s). Check the network and try again.", exc)
+        return 1
+    except StorageError as exc:
+        log.error("wanbot cannot use its database %s", exc)
         return 1
     return 0
