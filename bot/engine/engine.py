@@ -151,7 +151,11 @@ class Engine:
                 await check(request, now)
             job = Job(id=new_job_id(), state=JobState.QUEUED, created_at=now, updated_at=now,
                       **request.__dict__)
-            await self.store.insert_job(job)
+            try:
+                await self.store.insert_job(job)
+            except StorageError as exc:
+                self.guard.fail(exc)  # the front end hears it as well (raised to its caller)
+                raise
         log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
         update = await self.update_for(job)
         await self._emit(job)

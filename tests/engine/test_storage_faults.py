@@ -51,6 +51,17 @@ async def test_a_database_that_cannot_be_written_stops_the_engine(rig):
     assert not [r for r in rig.sim.requests if r.route == "create"]
 
 
+async def test_a_request_the_database_cannot_take_stops_the_engine(rig):
+    """Queueing a job into a database that refuses writes: the caller gets StorageError and
+    the engine stops."""
+    async with rig.engine() as engine:
+        await engine.store.db.execute("PRAGMA query_only = 1")
+        with pytest.raises(StorageError):
+            await engine.submit(kf2v_request(rig.sim))
+        error = await stopped_by_storage(engine)
+    assert "readonly" in str(error)
+
+
 @pytest.mark.parametrize("how", ["removed", "replaced"])
 async def test_a_database_file_swapped_under_the_engine_is_detected(rig, how):
     """The file removed, or another put in its place, while the engine runs: it stops."""
