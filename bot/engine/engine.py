@@ -307,6 +307,7 @@ class Engine:
         else:
             if task is not None:
                 await self._record_task(job, task)
+                self.submitter.sent(job.id)
 
     async def _submit_failed(self, job: Job, exc: ApiError) -> None:
         if exc.maybe_created:

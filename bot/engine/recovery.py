@@ -58,21 +58,24 @@ class Reconciler:
     async def reconcile(self, model_name: str) -> None:
         """Match a model's jobs stuck in `submitting` to tasks the provider has."""
         async with self._locks.setdefault(model_name, asyncio.Lock()):
-            jobs = await self.store.jobs_in([JobState.SUBMITTING], model_name)
-            jobs = [j for j in jobs if not self.sending(j.id)]
+            everyone = await self.store.jobs_in([JobState.SUBMITTING], model_name)
+            jobs = [j for j in everyone if not self.sending(j.id)]
             if jobs:
-                await self._reconcile(model_name, jobs)
+                busy = [j for j in everyone if self.sending(j.id)]
+                await self._reconcile(model_name, jobs, busy)
 
-    async def _reconcile(self, model_name: str, jobs: list[Job]) -> None:
+    async def _reconcile(self, model_name: str, jobs: list[Job], busy: list[Job]) -> None:
         model = catalog.get_model(model_name)
         now = self.clock.now()
         timeout_s = self.settings.http_timeout_s
-        start = max(min(w[0] for j in jobs for w in windows(j, timeout_s)), now - LIST_REACH_S)
+        starts = [w[0] for j in [*jobs, *busy] for w in windows(j, timeout_s)]
+        start = max(min(starts), now - LIST_REACH_S)
         try:
             listed = await self.poller.list_tasks(start, now,
                                                   model.api_name(self.settings.region))
             claimed = await self.store.claimed_task_ids()
-            matcher = Matcher(jobs, [t for t in listed if t.task_id not in claimed], timeout_s)
+            free = [t for t in listed if t.task_id not in claimed]
+            matcher = Matcher(jobs, free, timeout_s, busy)
             await matcher.inspect(self.poller.get_task)
         except ApiError as exc:
             log.warning("cannot list %s tasks (%s); reconciling again in %.0fs",

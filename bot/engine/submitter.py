@@ -31,12 +31,18 @@ class Submitter:
         self._sending: set[str] = set()  # jobs whose create is on its way now
 
     def sending(self, job_id: str) -> bool:
-        """True while this process waits for the answer to the job's create."""
+        """True from before the job's create is sent until its answer is recorded (`sent`)
+        or it failed: reconciliation leaves such a job, and what it may have made, alone."""
         return job_id in self._sending
 
+    def sent(self, job_id: str) -> None:
+        """The answer to the job's create is recorded (its task id is in the store)."""
+        self._sending.discard(job_id)
+
     async def send(self, job: Job) -> Task | None:
-        """Record the attempt, then send the create once. None: the job left `submitting`
-        before anything was sent. Raises InputError (nothing sent) or ApiError."""
+        """Record the attempt, then send the create once; on success, call `sent` once the
+        task is recorded. None: the job left `submitting` before anything was sent. Raises
+        InputError (nothing sent) or ApiError."""
         model = catalog.get_model(job.model)
         body = catalog.build_body(model, self.settings.region, job.media, job.prompt,
                                   job.negative_prompt, job.options)
@@ -45,8 +51,10 @@ class Submitter:
             sends = [*job.sends, self.clock.now()]
             if await self.store.update_job(job.id, expect=[JobState.SUBMITTING],
                                            sends=sends) is None:
+                self._sending.discard(job.id)
                 return None
             log.debug("job %s: create attempt %d", job.id, len(sends))
             return await self.client.create_task(model.endpoint, body, oss_resolve=job.oss)
-        finally:
+        except BaseException:
             self._sending.discard(job.id)
+            raise

@@ -30,7 +30,7 @@ def windows(job: Job, timeout_s: float) -> list[Window]:
 
 class Verdict(StrEnum):
     FOUND = "found"  # this task is the job's
-    UNDECIDED = "undecided"  # a task could be the job's; that cannot be told yet
+    UNDECIDED = "undecided"  # a task could be the job's, or another's; that cannot be told yet
     NONE = "none"  # no task the job could own
 
 
@@ -41,12 +41,16 @@ class Match:
 
 
 class Matcher:
-    """Matches jobs in `submitting` to listed tasks nobody has claimed."""
+    """Matches jobs in `submitting` to listed tasks nobody has claimed. `busy` jobs have a
+    create on its way: they are matched by its answer, but a task that could be theirs is
+    nobody else's until that answer is in."""
 
-    def __init__(self, jobs: list[Job], free: list[Task], timeout_s: float) -> None:
+    def __init__(self, jobs: list[Job], free: list[Task], timeout_s: float,
+                 busy: list[Job] | None = None) -> None:
         self.jobs = sorted(jobs, key=lambda j: max(sends_of(j)))
+        self._busy = busy or []
         self._options = {j.id: [t for t in free if _inside(t, windows(j, timeout_s))]
-                         for j in jobs}
+                         for j in [*jobs, *self._busy]}
 
     async def inspect(self, get_task: GetTask) -> None:
         """Ask the provider about every task a job could own; drop those whose prompt shows
@@ -56,13 +60,15 @@ class Matcher:
             for task in options:
                 if task.task_id not in details:
                     details[task.task_id] = await get_task(task.task_id)
-        for job in self.jobs:
+        for job in [*self.jobs, *self._busy]:
             known = [details[t.task_id] for t in self._options[job.id]]
             self._options[job.id] = [t for t in known if _fits(job, t)]
 
     def decide(self) -> dict[str, Match]:
         """Tasks whose prompt names their job first, then the rest where that is safe."""
-        taken: set[str] = set()
+        # What a create on its way could have made is held for its answer.
+        taken = {t.task_id for job in self._busy for t in self._options[job.id]}
+        held = set(taken)
         result: dict[str, Match] = {}
         for job in self.jobs:
             shown = [t for t in self._options[job.id]
@@ -71,12 +77,15 @@ class Matcher:
                 result[job.id] = self._take(job, shown, taken)
         for job in self.jobs:
             if job.id not in result:
-                result[job.id] = self._guess(job, taken, result)
+                result[job.id] = self._guess(job, taken, held, result)
         return result
 
-    def _guess(self, job: Job, taken: set[str], decided: dict[str, Match]) -> Match:
+    def _guess(self, job: Job, taken: set[str], held: set[str],
+               decided: dict[str, Match]) -> Match:
         """A task that does not show its prompt is the job's only when no other job could
         own it, or when it has ended (nothing more will show: the nearest is the best bet)."""
+        if any(t.task_id in held for t in self._options[job.id]):
+            return Match(Verdict.UNDECIDED)  # after the answer on its way, this is clearer
         options = [t for t in self._options[job.id] if t.task_id not in taken]
         if not options:
             return Match(Verdict.NONE)

@@ -13,6 +13,7 @@ from bot.clock import ScaledClock
 from bot.engine import Engine, Job, JobState
 from bot.provider import catalog
 from bot.sim.server import Simulator
+from bot.sim.state import Fault
 from tests.engine_support import Recorder, Rig, kf2v_request, settings_for
 from tests.net_support import SlowLink
 
@@ -129,6 +130,24 @@ async def test_a_create_on_its_way_is_never_taken_for_unsent(rig):
     its own single task (the one on its way is not declared unsent and sent again)."""
     rig.sim.config.slow("create", delay_s=1.0)  # the first create to arrive waits first
     rig.sim.config.drop("create", after=True)  # the other one's answer is lost
+    prompts = ("a cat looks up", "a dog looks down")
+    async with rig.engine() as engine:
+        ids = [(await engine.submit(kf2v_request(rig.sim, u, prompt=p))).job.id
+               for u, p in zip(("alice", "bob"), prompts, strict=True)]
+        jobs = [await finish(engine, i) for i in ids]
+    assert [j.state for j in jobs] == [JobState.DELIVERED] * 2
+    assert len(rig.sim.tasks) == 2
+    assert [prompt_of(rig.sim, j) for j in jobs] == list(prompts)
+
+
+async def test_a_task_whose_answer_is_on_its_way_is_not_taken_by_another_job(rig):
+    """One job's create is lost before it made anything, while another's task exists and its
+    answer is still coming: the first job waits instead of adopting that task."""
+    # The first create to arrive is closed, with no task made, once the other's task exists;
+    # the other is answered late (but within the timeout).
+    rig.sim.config.faults.append(Fault("create", status=None, drop=True, delay_s=0.3))
+    rig.sim.config.slow("create", delay_s=0.8, after=True)
+    rig.sim.config.running_s = 60.0  # still running (its prompt not shown) when looked at
     prompts = ("a cat looks up", "a dog looks down")
     async with rig.engine() as engine:
         ids = [(await engine.submit(kf2v_request(rig.sim, u, prompt=p))).job.id
