@@ -21,6 +21,7 @@ DONE = (JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED
 SCALE = 50.0  # clock seconds per real second: slow enough that real HTTP fits in a timeout
 TIMEOUT_S = 50.0  # clock seconds (1 s real): the engine's HTTP timeout
 STORM_S = 30.0  # Retry-After of each 429: three of them outlast TIMEOUT_S and any skew
+PROMPTS = ("a cat looks up", "a dog looks down")
 
 
 @pytest.fixture
@@ -81,6 +82,18 @@ async def finish(engine: Engine, job_id: str) -> Job:
     return await engine.watcher.state(job_id, *DONE, timeout_s=30)
 
 
+async def two_jobs_each_with_its_own_task(rig: Rig) -> None:
+    """Two people's jobs of one model, sent together, end delivered, each with one task of
+    its own (its own prompt), whatever the faults set up before."""
+    async with rig.engine() as engine:
+        ids = [(await engine.submit(kf2v_request(rig.sim, u, prompt=p))).job.id
+               for u, p in zip(("alice", "bob"), PROMPTS, strict=True)]
+        jobs = [await finish(engine, i) for i in ids]
+    assert [j.state for j in jobs] == [JobState.DELIVERED] * 2
+    assert len(rig.sim.tasks) == 2
+    assert [prompt_of(rig.sim, j) for j in jobs] == list(PROMPTS)
+
+
 @pytest.mark.parametrize("how", ["dropped", "slow"])
 async def test_a_429_storm_then_a_lost_answer_makes_one_task(rig, how):
     """Three 429s with Retry-After, then the create lands and its answer is lost: one task."""
@@ -130,14 +143,7 @@ async def test_a_create_on_its_way_is_never_taken_for_unsent(rig):
     its own single task (the one on its way is not declared unsent and sent again)."""
     rig.sim.config.slow("create", delay_s=1.0)  # the first create to arrive waits first
     rig.sim.config.drop("create", after=True)  # the other one's answer is lost
-    prompts = ("a cat looks up", "a dog looks down")
-    async with rig.engine() as engine:
-        ids = [(await engine.submit(kf2v_request(rig.sim, u, prompt=p))).job.id
-               for u, p in zip(("alice", "bob"), prompts, strict=True)]
-        jobs = [await finish(engine, i) for i in ids]
-    assert [j.state for j in jobs] == [JobState.DELIVERED] * 2
-    assert len(rig.sim.tasks) == 2
-    assert [prompt_of(rig.sim, j) for j in jobs] == list(prompts)
+    await two_jobs_each_with_its_own_task(rig)
 
 
 async def test_a_task_whose_answer_is_on_its_way_is_not_taken_by_another_job(rig):
@@ -148,24 +154,16 @@ async def test_a_task_whose_answer_is_on_its_way_is_not_taken_by_another_job(rig
     rig.sim.config.faults.append(Fault("create", status=None, drop=True, delay_s=0.3))
     rig.sim.config.slow("create", delay_s=0.8, after=True)
     rig.sim.config.running_s = 60.0  # still running (its prompt not shown) when looked at
-    prompts = ("a cat looks up", "a dog looks down")
-    async with rig.engine() as engine:
-        ids = [(await engine.submit(kf2v_request(rig.sim, u, prompt=p))).job.id
-               for u, p in zip(("alice", "bob"), prompts, strict=True)]
-        jobs = [await finish(engine, i) for i in ids]
-    assert [j.state for j in jobs] == [JobState.DELIVERED] * 2
-    assert len(rig.sim.tasks) == 2
-    assert [prompt_of(rig.sim, j) for j in jobs] == list(prompts)
+    await two_jobs_each_with_its_own_task(rig)
 
 
 async def test_lost_answers_of_two_jobs_are_told_apart_by_prompt(rig):
     """Two jobs crashed in `submitting`, their tasks made in the other order: each job gets
     the task with its own prompt, not the one nearest in time."""
     recorder = Recorder()
-    prompts = ("a cat looks up", "a dog looks down")
     async with rig.engine(recorder, start=False) as engine:
         requests = [kf2v_request(rig.sim, u, prompt=p)
-                    for u, p in zip(("alice", "bob"), prompts, strict=True)]
+                    for u, p in zip(("alice", "bob"), PROMPTS, strict=True)]
         ids = [(await engine.submit(r)).job.id for r in requests]
         now = rig.clock.now()
         for offset, job_id in enumerate(ids):
@@ -180,4 +178,4 @@ async def test_lost_answers_of_two_jobs_are_told_apart_by_prompt(rig):
         jobs = [await finish(engine, i) for i in ids]
     assert [j.state for j in jobs] == [JobState.DELIVERED] * 2
     assert len(rig.sim.tasks) == 2
-    assert [prompt_of(rig.sim, j) for j in jobs] == list(prompts)
+    assert [prompt_of(rig.sim, j) for j in jobs] == list(PROMPTS)
