@@ -95,20 +95,26 @@ async def test_missing_settings_exit_2_with_the_list(tmp_path, env):
     assert code == 2 and "DASHSCOPE_API_KEY is not set" in err and "Traceback" not in err
 
 
+GENERATE = ("generate", "kf2v", "--prompt", "a cat", "--out", "x.mp4")
+
+
 @pytest.mark.parametrize("fault", ["corrupt", "read-only"])
-async def test_an_unusable_database_is_one_line_and_exit_1(sim, env, frames, tmp_path, fault):
+@pytest.mark.parametrize("command", ["generate", "check"])
+async def test_an_unusable_database_is_one_line_and_exit_1(sim, env, frames, tmp_path, fault,
+                                                           command):
     """A corrupt database, or one in a folder nothing may be written to: one error line
     naming the file, exit status 1, no traceback, nothing sent."""
+    name = "cli.sqlite3" if command == "generate" else "wanbot.sqlite3"
     if fault == "corrupt":
-        db = tmp_path / "data" / "cli.sqlite3"
+        db = tmp_path / "data" / name
         db.parent.mkdir()
         db.write_bytes(b"not a database" * 1000)
     else:
-        db = Path("/proc/cli.sqlite3")  # read-only even for root
+        db = Path("/proc") / name  # read-only even for root
         env = {**env, "DATABASE_PATH": str(db.with_name("wanbot.sqlite3"))}
-    code, _, err = await run_bot(
-        "generate", "kf2v", "--first-frame", str(frames[0]), "--last-frame", str(frames[1]),
-        "--prompt", "a cat", "--out", str(tmp_path / "x.mp4"), env=env, cwd=tmp_path)
+    args = ("check",) if command == "check" else (
+        *GENERATE, "--first-frame", str(frames[0]), "--last-frame", str(frames[1]))
+    code, _, err = await run_bot(*args, env=env, cwd=tmp_path)
     assert code == 1 and err.count("\n") == 1 and str(db) in err
     assert err.startswith("error: wanbot cannot use its database") and "Traceback" not in err
     assert not sim.requests
