@@ -15,6 +15,15 @@ class ConfigError(WanbotError):
         self.problems = problems
 
 
+class StorageError(WanbotError):
+    """The database (or the video folder) cannot be used: names the file and what is wrong."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
 class InputError(WanbotError):
     """The user's input cannot be used; nothing was spent on it."""
 
@@ -47,6 +56,8 @@ USER_MESSAGES: dict[str, str] = {
     "UnsupportedOperation": "The task has started and can no longer be canceled.",
     "TooLarge": "The video is larger than the bot may keep.",
     "InvalidResponse": "The provider sent an answer the bot could not read.",
+    "StorageError": "The video was made but the bot could not save it to its disk. An admin "
+    "needs to check the video folder's free space and permissions.",
 }
 
 # Codes that are never worth retrying: the same request will fail the same way.

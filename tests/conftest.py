@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import random
@@ -13,6 +14,7 @@ from PIL import Image
 
 from bot.provider.client import DashScope
 from bot.sim.server import SimConfig, Simulator, run_simulator
+from tests.asyncio_support import Unretrieved
 from tests.net_support import FileServer, install_tripwire
 
 
@@ -68,6 +70,21 @@ def tripwire(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     outside = install_tripwire(monkeypatch)
     yield
     assert outside == [], "a test tried to connect outside the loopback network"
+
+
+@pytest.fixture
+def asyncio_debug() -> bool:
+    """Whether tests run in asyncio's debug mode (the engine's tests override this)."""
+    return False
+
+
+@pytest.fixture(autouse=True)
+async def unretrieved(asyncio_debug: bool) -> AsyncIterator[Unretrieved]:
+    """Every test: any exception a background task raised that nobody retrieved fails it."""
+    hooks = Unretrieved(asyncio.get_running_loop(), debug=asyncio_debug).install()
+    yield hooks
+    reports = hooks.uninstall()
+    assert reports == [], "exceptions were never retrieved:\n" + "\n".join(reports)
 
 
 @pytest.fixture

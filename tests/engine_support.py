@@ -92,14 +92,17 @@ class Rig:
     settings: Settings
     session: aiohttp.ClientSession
     engines: list[Engine] = field(default_factory=list)
+    client_timeout_s: float = 5.0  # real seconds, as aiohttp counts them
 
     @asynccontextmanager
     async def engine(self, deliverer: Recorder | None = None, policy: PollPolicy | None = None,
                      start: bool = True):
         """An engine on the rig's database; leaving the block stops it abruptly, like a crash."""
         store = await Store.open(self.db_path)
-        client = DashScope(self.session, self.sim.base_url, self.sim.api_key, timeout_s=5,
-                           backoff_base_s=0.01, backoff_cap_s=0.05)
+        # Back-off waits in clock seconds, like the engine's own.
+        client = DashScope(self.session, self.settings.base_url, self.sim.api_key,
+                           timeout_s=self.client_timeout_s, sleep=self.clock.sleep,
+                           backoff_cap_s=300)
         engine = Engine(store, client, self.settings, clock=self.clock, policy=policy)
         watcher = Watcher()
         engine.subscribe(watcher)

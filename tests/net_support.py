@@ -1,9 +1,10 @@
-"""Network pieces shared by the media and fetch tests: a file server on loopback, and a
+"""Network pieces shared by the tests: a file server on loopback, a slow relay, and a
 tripwire that fails any test which tries to connect outside the loopback network."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from typing import Any
@@ -130,3 +131,55 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:  # a name, not an address: only localhost is surely local
         return host == "localhost"
+class SlowLink:
+    """A TCP relay to a loopback port whose first `slow` connections reach it only after
+    `delay_s` real seconds, and do reach it even if the client has given up by then: a slow
+    network path whose request still lands (the server acts on it; the client never hears)."""
+
+    def __init__(self, target_port: int, delay_s: float, slow: int = 1) -> None:
+        self.target_port = target_port
+        self.delay_s = delay_s
+        self.slow = slow
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._relays: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> SlowLink:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        for relay in self._relays:
+            relay.cancel()
+        await asyncio.gather(*self._relays, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        delay_s = self.delay_s if self.slow > 0 else 0.0
+        self.slow -= 1
+        relay = asyncio.create_task(self._relay(reader, writer, delay_s))
+        self._relays.add(relay)
+        relay.add_done_callback(self._relays.discard)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     delay_s: float) -> None:
+        await asyncio.sleep(delay_s)  # the client's bytes wait, readable even once it has left
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            up_writer.close()
+            writer.close()
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy until the source ends; what the sink can no longer take is dropped. The sink is
+    left open: a server whose client left still finishes its answer."""
+    while data := await source.read(65536):
+        if not sink.is_closing():
+            sink.write(data)
+            with contextlib.suppress(ConnectionError):
+                await sink.drain()

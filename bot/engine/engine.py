@@ -19,6 +19,7 @@ from typing import Any
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.fairness import fair_order
+from bot.engine.guard import StorageGuard
 from bot.engine.jobs import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, new_job_id
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
@@ -26,14 +27,14 @@ from bot.engine.records import ProgressRef
 from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
 from bot.engine.store import Store
-from bot.errors import ApiError, InputError
+from bot.engine.submitter import Submitter
+from bot.errors import ApiError, InputError, StorageError
 from bot.provider import catalog
 from bot.provider.client import DashScope
 from bot.provider.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY_S = 3600.0
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
 
 
@@ -75,11 +76,15 @@ class Engine:
         self.settings = settings
         self.clock = clock or Clock()
         self.policy = policy or HistoryPolicy()
-        self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply)
+        self.guard = StorageGuard(store, self.clock)  # front ends: guard.on_failure, .failure
+        self.guard.on_failure(self._halt)
+        self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply,
+                             start=self.guard.start)
         self.results = Results(store, client, settings, self.clock, self._set, self._spawn)
+        self.submitter = Submitter(store, client, settings, self.clock)
         self.reconciler = Reconciler(store, self.poller, settings, self.clock,
                                      found=self._record_task, not_sent=self._resend,
-                                     spawn=self._spawn)
+                                     spawn=self._spawn, sending=self.submitter.sending)
         self._listeners: list[Listener] = []
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
@@ -104,9 +109,10 @@ class Engine:
             await self._learn(model)
         await self._recover()
         self._loops = [
-            asyncio.create_task(self._admit_loop(), name="engine-admit"),
-            asyncio.create_task(self.poller.run(), name="engine-poll"),
-            asyncio.create_task(self._sweep_loop(), name="engine-sweep"),
+            self.guard.start(self._admit_loop(), name="engine-admit"),
+            self.guard.start(self.poller.run(), name="engine-poll"),
+            self.guard.start(self.results.sweep_loop(), name="engine-sweep"),
+            self.guard.start(self.guard.watch_file(), name="engine-storage"),
         ]
 
     async def stop(self) -> None:
@@ -118,6 +124,12 @@ class Engine:
         await self.poller.close()
         self._loops.clear()
         self._work.clear()
+
+    def _halt(self) -> None:
+        """Storage failed: stop every loop and piece of work now (nothing more is written);
+        the front end, told by the guard, then stops the rest."""
+        for task in [*self._loops, *self._work]:
+            task.cancel()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -140,7 +152,11 @@ class Engine:
                 await check(request, now)
             job = Job(id=new_job_id(), state=JobState.QUEUED, created_at=now, updated_at=now,
                       **request.__dict__)
-            await self.store.insert_job(job)
+            try:
+                await self.store.insert_job(job)
+            except StorageError as exc:
+                self.guard.fail(exc)  # the front end hears it as well (raised to its caller)
+                raise
         log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
         update = await self.update_for(job)
         await self._emit(job)
@@ -222,16 +238,6 @@ class Engine:
     def policy_remaining(self, model: str, elapsed_s: float) -> float | None:
         return self.policy.remaining(model, elapsed_s)
 
-    async def _sweep_loop(self) -> None:
-        """Now and then, delete videos nobody needs any more (disks are not infinite)."""
-        while True:
-            try:
-                if removed := await self.results.sweep():
-                    log.info("deleted %d old videos", removed)
-            except Exception:
-                log.exception("video clean-up failed")
-            await self.clock.sleep(SWEEP_EVERY_S)
-
     # --- admission -------------------------------------------------------------------------
 
     async def _admit_loop(self) -> None:
@@ -239,6 +245,8 @@ class Engine:
             self._admit_wake.clear()
             try:
                 await self._admit_all()
+            except StorageError:
+                raise  # fatal: the guard stops the engine
             except Exception:
                 log.exception("admission failed; retrying")
             await self.clock.wait(self._admit_wake, self._next_unblock())
@@ -282,17 +290,14 @@ class Engine:
             self._spawn(self._submit(admitted))
 
     async def _submit(self, job: Job) -> None:
-        model = catalog.get_model(job.model)
         try:
-            body = catalog.build_body(
-                model, self.settings.region, job.media, job.prompt, job.negative_prompt,
-                job.options,
-            )
-            task = await self.client.create_task(model.endpoint, body, oss_resolve=job.oss)
+            task = await self.submitter.send(job)
         except InputError as exc:
             await self._fail(job, "InvalidParameter", str(exc))
         except ApiError as exc:
             await self._submit_failed(job, exc)
+        except StorageError:
+            raise  # the attempt could not be recorded, so it was not sent; the guard stops us
         except Exception as exc:  # a bug: the request may or may not have gone out
             log.exception("job %s: submitting failed unexpectedly", job.id)
             if job.attempts >= MAX_UNEXPECTED:
@@ -301,13 +306,14 @@ class Engine:
             await self._submit_failed(job, ApiError("InternalError", str(exc),
                                                     retryable=True, maybe_created=True))
         else:
-            await self._record_task(job, task)
+            if task is not None:
+                await self._record_task(job, task)
+                self.submitter.sent(job.id)
 
     async def _submit_failed(self, job: Job, exc: ApiError) -> None:
         if exc.maybe_created:
             # The request may have reached the provider: find out before sending it again.
             log.warning("job %s: create may have succeeded (%s); reconciling", job.id, exc.code)
-            await self.clock.sleep(5)
             await self._reconcile(job.model)
         elif exc.retryable:
             await self._requeue(job, exc)
@@ -318,7 +324,7 @@ class Engine:
         """The model's slots are full at the provider (or it is busy): wait, then retry."""
         backoff = min(max(self._backoff.get(job.model, 5.0) * 2, 10.0), 300.0)
         if exc.retry_after_s:
-            backoff = max(exc.retry_after_s, 1.0)
+            backoff = min(max(exc.retry_after_s, 1.0), 3600.0)  # an absurd one: not for ever
         self._backoff[job.model] = backoff
         self._blocked[job.model] = self.clock.now() + backoff
         log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, job.model, backoff)
@@ -332,6 +338,7 @@ class Engine:
     async def _resend(self, job: Job) -> None:
         """The provider never got this job: back to the queue, to be sent again."""
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
+        self._admit_wake.set()
 
     async def _record_task(self, job: Job, task: Task) -> None:
         self._backoff.pop(job.model, None)
@@ -479,7 +486,7 @@ class Engine:
         return (ahead // slots) * typical + typical / 2 + typical
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
+        task = self.guard.start(coro)  # its exception, if any, is looked at
         self._work.add(task)
         task.add_done_callback(self._work.discard)
 

@@ -32,7 +32,9 @@ class JobState(StrEnum):
 TERMINAL = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 AT_PROVIDER = frozenset({JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING})
 
-JSON_COLUMNS = ("media", "options", "notes", "usage", "progress_ref", "delivery", "display")
+JSON_COLUMNS = (
+    "media", "options", "notes", "usage", "progress_ref", "delivery", "display", "sends",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +72,9 @@ class Job(JobRequest):
     delivered_at: float | None = None
     provider_seconds: float | None = None  # provider submit -> end, for the poll policy
     attempts: int = 0
+    # When each create of this job was sent (epoch s), written before it was sent: where
+    # reconciliation looks for a task whose answer was lost.
+    sends: list[float] = field(default_factory=list)
     error_code: str | None = None
     error_message: str | None = None
     result_url: str | None = None

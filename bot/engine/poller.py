@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from bot.clock import Clock
 from bot.engine.jobs import AT_PROVIDER, Job, JobState
 from bot.engine.poll_policy import PollPolicy, QueryLimiter
 from bot.engine.store import Store
-from bot.errors import ApiError
+from bot.errors import ApiError, StorageError
 from bot.provider.client import DashScope
 from bot.provider.tasks import Task, TaskStatus
 
@@ -28,6 +28,7 @@ RETRY_S = 5.0
 LIST_GIVE_UP = 5
 
 OnTask = Callable[[Job, Task], Awaitable[None]]
+Start = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 def as_datetime(seconds: float) -> datetime:
@@ -36,12 +37,13 @@ def as_datetime(seconds: float) -> datetime:
 
 class Poller:
     def __init__(self, store: Store, client: DashScope, policy: PollPolicy, clock: Clock,
-                 max_qps: float, on_task: OnTask) -> None:
+                 max_qps: float, on_task: OnTask, *, start: Start = asyncio.create_task) -> None:
         self.store = store
         self.client = client
         self.policy = policy
         self.clock = clock
         self.on_task = on_task
+        self._create = start  # runs a query in the background (the engine's looks at failures)
         self.limiter = QueryLimiter(max_qps, clock)
         self.queries = 0  # status queries sent (details and lists), for benchmarks
         self._due: dict[str, float] = {}  # job id -> when to ask about its task next
@@ -101,6 +103,8 @@ class Poller:
                 continue
             try:
                 await self._poll(due)
+            except StorageError:
+                raise  # fatal: the engine's guard stops it
             except Exception:
                 log.exception("polling failed; will retry")
                 for job_id in due:
@@ -153,6 +157,6 @@ class Poller:
         await self.on_task(job, task)
 
     def _start(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+        task = self._create(coro)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)

@@ -2,8 +2,15 @@
 before anything is sent again (resending blindly could pay twice).
 
 A job in `submitting` (after a crash, a timeout or a dropped connection) is matched against the
-provider's task list. A match is recorded as the job's task; a job the provider never got goes
-back to the queue. If the provider cannot list tasks now, the jobs wait and it is tried again.
+provider's task list. Each create attempt's send time is in the job's row (written before it
+was sent), so the search covers a window around every attempt ever made for the job, however
+long refusals and back-offs stretched them. Within those windows a task is the job's only if
+its fingerprint fits: same model (the list is asked per model), and, once the provider shows
+it, the same prompt. A task that could be one of several jobs', and cannot tell yet (it has
+not finished, so its prompt is not shown), is left until it can. A match is recorded as the
+job's task; a job goes back to the queue only when every window has closed with no task in
+it. A job whose create is on its way in this process is never reconciled: its answer will
+tell. If the provider cannot list tasks now, the jobs wait and it is tried again.
 """
 
 from __future__ import annotations
@@ -16,25 +23,27 @@ from typing import Any
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.jobs import Job, JobState
-from bot.engine.poller import Poller
+from bot.engine.poller import LIST_MARGIN_S, Poller
 from bot.engine.store import Store
+from bot.engine.task_match import Match, Matcher, Verdict, windows
 from bot.errors import ApiError
 from bot.provider import catalog
 from bot.provider.tasks import Task
 
 log = logging.getLogger(__name__)
 
-CLOCK_SKEW_S = 5.0  # how far the provider's clock may be from ours
 RECONCILE_RETRY_S = 60.0
+LIST_REACH_S = 24 * 3600 - LIST_MARGIN_S - 60  # the task list reaches back at most a day
 
 Found = Callable[[Job, Task], Awaitable[None]]  # the job's task was found: record it
 NotSent = Callable[[Job], Awaitable[None]]  # the provider never got the job: queue it again
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+Sending = Callable[[str], bool]  # is this job's create on its way now?
 
 
 class Reconciler:
     def __init__(self, store: Store, poller: Poller, settings: Settings, clock: Clock, *,
-                 found: Found, not_sent: NotSent, spawn: Spawn) -> None:
+                 found: Found, not_sent: NotSent, spawn: Spawn, sending: Sending) -> None:
         self.store = store
         self.poller = poller
         self.settings = settings
@@ -42,56 +51,66 @@ class Reconciler:
         self.found = found
         self.not_sent = not_sent
         self.spawn = spawn
+        self.sending = sending
         self._locks: dict[str, asyncio.Lock] = {}
+        self._due: dict[str, float] = {}  # model -> when a later reconciliation is due
 
     async def reconcile(self, model_name: str) -> None:
         """Match a model's jobs stuck in `submitting` to tasks the provider has."""
         async with self._locks.setdefault(model_name, asyncio.Lock()):
-            jobs = await self.store.jobs_in([JobState.SUBMITTING], model_name)
+            everyone = await self.store.jobs_in([JobState.SUBMITTING], model_name)
+            jobs = [j for j in everyone if not self.sending(j.id)]
             if jobs:
-                await self._reconcile(model_name, jobs)
+                busy = [j for j in everyone if self.sending(j.id)]
+                await self._reconcile(model_name, jobs, busy)
 
-    async def _reconcile(self, model_name: str, jobs: list[Job]) -> None:
+    async def _reconcile(self, model_name: str, jobs: list[Job], busy: list[Job]) -> None:
         model = catalog.get_model(model_name)
-        start = min(j.submitted_at or j.created_at for j in jobs)
+        now = self.clock.now()
+        timeout_s = self.settings.http_timeout_s
+        starts = [w[0] for j in [*jobs, *busy] for w in windows(j, timeout_s)]
+        start = max(min(starts), now - LIST_REACH_S)
         try:
-            listed = await self.poller.list_tasks(start, self.clock.now(),
+            listed = await self.poller.list_tasks(start, now,
                                                   model.api_name(self.settings.region))
+            claimed = await self.store.claimed_task_ids()
+            free = [t for t in listed if t.task_id not in claimed]
+            matcher = Matcher(jobs, free, timeout_s, busy)
+            await matcher.inspect(self.poller.get_task)
         except ApiError as exc:
             log.warning("cannot list %s tasks (%s); reconciling again in %.0fs",
                         model_name, exc.code, RECONCILE_RETRY_S)
-            self.spawn(self._later(model_name))
+            self._later(model_name, now + RECONCILE_RETRY_S)
             return
-        claimed = await self.store.claimed_task_ids()
-        free = [t for t in listed if t.task_id not in claimed]
-        for job in sorted(jobs, key=lambda j: j.submitted_at or 0):
-            match = await self._match(job, free)
-            if match is not None:
-                free.remove(match)
-                log.info("job %s: found its task %s at the provider", job.id, match.task_id)
-                await self.found(job, await self.poller.get_task(match.task_id))
-            else:
-                log.info("job %s: the provider never got it; queueing again", job.id)
-                await self.not_sent(job)
+        matches = matcher.decide()
+        for job in matcher.jobs:
+            await self._settle(model_name, job, matches[job.id], now)
 
-    async def _later(self, model_name: str) -> None:
-        await self.clock.sleep(RECONCILE_RETRY_S)
+    async def _settle(self, model_name: str, job: Job, match: Match, now: float) -> None:
+        """Act on what the matcher said about one job."""
+        closes = max(end for _, end in windows(job, self.settings.http_timeout_s))
+        if match.task is not None:
+            log.info("job %s: found its task %s at the provider", job.id, match.task.task_id)
+            await self.found(job, match.task)
+        elif match.verdict is Verdict.UNDECIDED:
+            log.info("job %s: a task may be its; looking again once it shows more", job.id)
+            self._later(model_name, now + RECONCILE_RETRY_S)
+        elif closes > now:
+            self._later(model_name, closes)  # a create sent lately may yet show up
+        else:
+            log.info("job %s: the provider never got it; queueing again", job.id)
+            await self.not_sent(job)
+
+    def _later(self, model_name: str, at: float) -> None:
+        """Reconcile the model again at `at` (once, however many jobs asked for it)."""
+        due = self._due.get(model_name)
+        if due is not None and due <= at:
+            return
+        self._due[model_name] = at
+        self.spawn(self._again(model_name, at))
+
+    async def _again(self, model_name: str, at: float) -> None:
+        await self.clock.sleep(at - self.clock.now())
+        if self._due.get(model_name) == at:
+            del self._due[model_name]
         await self.reconcile(model_name)
-
-    async def _match(self, job: Job, candidates: list[Task]) -> Task | None:
-        """The listed task created nearest after the job was sent, unless its prompt (known
-        once it finished) says it is someone else's."""
-        sent = job.submitted_at or job.created_at
-        latest = sent + self.settings.http_timeout_s + CLOCK_SKEW_S
-        near = [c for c in candidates if sent - CLOCK_SKEW_S <= _created(c) <= latest]
-        for cand in sorted(near, key=lambda c: abs(_created(c) - sent)):
-            if not job.prompt:
-                return cand
-            task = await self.poller.get_task(cand.task_id)
-            if task.orig_prompt in (None, job.prompt):
-                return cand
-        return None
-
-
-def _created(task: Task) -> float:
-    return task.submit_time.timestamp() if task.submit_time else 0.0

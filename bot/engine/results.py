@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.engine.jobs import Job, JobState
 from bot.engine.records import Delivery
 from bot.engine.store import Store
-from bot.errors import ApiError, Undeliverable
+from bot.errors import ApiError, StorageError, Undeliverable
 from bot.provider.client import DashScope
 from bot.units import MiB
 
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 RESULT_TTL_S = 24 * 3600  # the provider keeps video links this long
 MAX_VIDEO_BYTES = 1024 * MiB
 FIRST_RETRY_S, LAST_RETRY_S = 5.0, 300.0
+SWEEP_EVERY_S = 3600.0
+DISK_TRIES = 6  # failed writes of a video to our disk before its job fails (over 2.5 min)
 
 Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + notify
 
@@ -69,6 +71,7 @@ class Results:
         if job.video_path and await asyncio.to_thread(os.path.exists, job.video_path):
             return job
         path = self.settings.video_dir / f"{job.id}.mp4"
+        disk_failures = 0
         async for _ in self._retries(job.id, "download"):
             try:
                 await self.client.download(job.result_url or "", path, max_bytes=MAX_VIDEO_BYTES)
@@ -79,6 +82,13 @@ class Results:
                         job, JobState.EXPIRED, expect=[JobState.SUCCEEDED],
                         error_code="Expired", error_message=exc.message)
                 log.warning("job %s: download failed (%s)", job.id, exc.code)
+            except OSError as exc:  # our disk: full, read-only, the folder gone
+                disk_failures += 1
+                log.error("job %s: cannot write its video to %s: %s", job.id, path.parent, exc)
+                if disk_failures >= DISK_TRIES:
+                    return await self.transition(
+                        job, JobState.FAILED, expect=[JobState.SUCCEEDED],
+                        error_code="StorageError", error_message=str(exc)[:200])
         return None
 
     def _link_dead(self, job: Job) -> bool:
@@ -119,6 +129,18 @@ class Results:
                 self.spawn(self._post(job, self.deliverers[platform], check_first=True))
             else:
                 self.spawn(self._deliver(job))
+
+    async def sweep_loop(self) -> None:
+        """Now and then, delete videos nobody needs any more (disks are not infinite)."""
+        while True:
+            try:
+                if removed := await self.sweep():
+                    log.info("deleted %d old videos", removed)
+            except StorageError:
+                raise  # fatal: the engine's guard stops it
+            except Exception:
+                log.exception("video clean-up failed")
+            await self.clock.sleep(SWEEP_EVERY_S)
 
     async def sweep(self) -> int:
         """Delete the videos of jobs that ended long enough ago; returns how many."""

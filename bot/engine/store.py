@@ -6,7 +6,11 @@ so a crash at any line leaves a row that says what to do next.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +27,7 @@ from bot.engine.jobs import (
     QueuedJob,
 )
 from bot.engine.records import Record
+from bot.errors import StorageError
 
 TERMINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"  # for IN clauses
 
@@ -75,26 +80,73 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE team_settings (team_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
     """,
+    # 3: the send time of every create attempt, written before it is sent (a JSON list).
+    """
+    ALTER TABLE jobs ADD COLUMN sends TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 
-class Store:
-    """One SQLite file. All writes go through here; every write commits before returning."""
+# SQLite's names for a file that cannot be used (as opposed to a busy one or a bug in our SQL).
+FAULTS = {
+    "SQLITE_FULL": "the disk is full; free some space",
+    "SQLITE_READONLY": "check that the file and its folder may be written",
+    "SQLITE_PERM": "check that the file and its folder may be written",
+    "SQLITE_CANTOPEN": "check that its folder exists and may be written",
+    "SQLITE_IOERR": "the disk reported an error; check it",
+    "SQLITE_CORRUPT": "the file is damaged; restore a backup, or move it away to start empty",
+    "SQLITE_NOTADB": "this is not a wanbot database; restore a backup, or move it away",
+}
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+
+class Store:
+    """One SQLite file. All writes go through here; every write commits before returning, and
+    a file that cannot be used raises StorageError (which the engine treats as fatal)."""
+
+    def __init__(self, db: aiosqlite.Connection, path: str | Path = "") -> None:
         self.db = db
+        self.path = Path(path)
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process crashes
-        await db.execute("PRAGMA busy_timeout=5000")
-        store = cls(db)
-        await store._migrate()
+        """Open (and create or migrate) the database, proving it can be written.
+
+        Raises StorageError naming the file and what to do when it cannot be used."""
+        try:
+            # Probed first with plain sqlite3: a failed aiosqlite connect leaves its thread
+            # calling back into a loop that may be gone (a traceback at exit).
+            await asyncio.to_thread(_probe, Path(path))
+            db = await aiosqlite.connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise storage_error(path, exc, "open") from exc
+        store = cls(db, path)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives crashes
+            await db.execute("PRAGMA busy_timeout=5000")
+            await store._migrate()
+            await store.set_meta("opened_at", str(time.time()))  # proves it can be written
+            store._identity = await asyncio.to_thread(_identity, Path(path))
+        except (OSError, sqlite3.Error) as exc:
+            await db.close()  # its thread would otherwise keep the process alive
+            raise storage_error(path, exc, "open") from exc
         return store
+
+    async def check_file(self) -> None:
+        """Raise StorageError if the file at our path is no longer the one we opened (it was
+        removed or replaced): our writes would go to a file nobody will read again."""
+        if self._identity is None:
+            return
+        try:
+            now = await asyncio.to_thread(_identity, self.path)
+        except FileNotFoundError:
+            raise StorageError(self.path, "the database file was removed while the bot ran; "
+                               "stopping before more work is lost") from None
+        if now != self._identity:
+            raise StorageError(self.path, "the database file was replaced while the bot ran; "
+                               "stopping (restart to use the new file)")
 
     async def close(self) -> None:
         await self.db.close()
@@ -112,13 +164,22 @@ class Store:
 
     # --- jobs -------------------------------------------------------------------------------
 
+    async def _write(self, sql: str, params: Iterable[Any]) -> int:
+        """Run one write and commit it; the number of rows changed."""
+        try:
+            cur = await self.db.execute(sql, tuple(params))
+            await self.db.commit()
+        except (OSError, sqlite3.Error) as exc:
+            if _advice(exc) is None:
+                raise  # a busy database or a bug in our SQL, not a fault of the file
+            raise storage_error(self.path, exc, "write") from exc
+        return cur.rowcount
+
     async def insert_job(self, job: Job) -> Job:
         values = _to_columns(job.__dict__)
         names = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        sql = f"INSERT INTO jobs ({names}) VALUES ({marks})"
-        await self.db.execute(sql, tuple(values.values()))
-        await self.db.commit()
+        await self._write(f"INSERT INTO jobs ({names}) VALUES ({marks})", values.values())
         return job
 
     async def get_job(self, job_id: str) -> Job | None:
@@ -141,9 +202,7 @@ class Store:
             states = list(expect)
             sql += f" AND state IN ({', '.join('?' for _ in states)})"
             params += [str(s) for s in states]
-        cur = await self.db.execute(sql, params)
-        await self.db.commit()
-        if cur.rowcount == 0:
+        if await self._write(sql, params) == 0:
             return None
         return await self.get_job(job_id)
 
@@ -261,12 +320,11 @@ class Store:
         return str(row[0]) if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-        await self.db.commit()
 
     async def get_team_settings(self, team_id: str) -> dict[str, Any]:
         sql = "SELECT settings FROM team_settings WHERE team_id = ?"
@@ -275,12 +333,11 @@ class Store:
         return json.loads(row[0]) if row else {}
 
     async def set_team_settings(self, team_id: str, settings: Mapping[str, Any]) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO team_settings (team_id, settings) VALUES (?, ?)"
             " ON CONFLICT (team_id) DO UPDATE SET settings = excluded.settings",
             (team_id, json.dumps(dict(settings))),
         )
-        await self.db.commit()
 
 
 def _to_columns(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,3 +356,32 @@ def _to_columns(values: Mapping[str, Any]) -> dict[str, Any]:
             value = str(value)
         out[name] = value
     return out
+
+
+def storage_error(path: str | Path, exc: BaseException, doing: str) -> StorageError:
+    """A StorageError saying what went wrong with the file and what to do about it."""
+    advice = _advice(exc)
+    return StorageError(path, f"cannot {doing} it ({exc})" + (f": {advice}" if advice else ""))
+
+
+def _advice(exc: BaseException) -> str | None:
+    """What to do about a fault of the file itself; None for anything else."""
+    if isinstance(exc, OSError):
+        return "check that its folder exists and may be written"
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return next((text for prefix, text in FAULTS.items() if name.startswith(prefix)), None)
+
+
+def _probe(path: Path) -> None:
+    """Make the folder, then open the file and read its header (raises what SQLite says)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    probe = sqlite3.connect(path)
+    try:
+        probe.execute("PRAGMA user_version").fetchone()
+    finally:
+        probe.close()
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino

@@ -19,7 +19,7 @@ import aiohttp
 
 from bot.config import Settings, settings_or_exit
 from bot.engine import Delivery, Display, Engine, Job, JobState, JobUpdate, Store
-from bot.errors import ApiError, InputError, describe
+from bot.errors import ApiError, InputError, StorageError, describe
 from bot.frontends.common.intake import Ask, Owner, build_request
 from bot.frontends.common.options import INPUTS, option_names, parameters
 from bot.logs import setup_logging
@@ -177,8 +177,11 @@ async def _run_job(args: argparse.Namespace, settings: Settings, engine: Engine,
     update = await engine.submit(request)
     line = ProgressLine(update.job.id)
     engine.subscribe(line)
+    engine.guard.on_failure(line.done.set)
     await line(update)
     await line.done.wait()
+    if engine.guard.failure is not None:
+        raise engine.guard.failure
     return _outcome(line.final)
 
 
@@ -192,7 +195,9 @@ def _outcome(job: Job | None) -> int:
 
 
 async def check(settings: Settings) -> int:
-    """Prove the key works with one cheap authenticated call (listing the last hour's tasks)."""
+    """Prove the key works with one cheap authenticated call (listing the last hour's tasks),
+    and that the database can be used (StorageError if not)."""
+    await (await Store.open(settings.database_path)).close()
     async with aiohttp.ClientSession() as session:
         client = DashScope(session, settings.base_url, settings.dashscope_api_key,
                            timeout_s=settings.http_timeout_s, max_attempts=2)
@@ -212,6 +217,10 @@ def main(argv: Sequence[str]) -> int:
     settings = settings_or_exit(need_chat=False, known_models=catalog.MODELS)
     setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level,
                   [settings.dashscope_api_key])
-    if args.action == "check":
-        return asyncio.run(check(settings))
-    return asyncio.run(generate(args, settings))
+    try:
+        if args.action == "check":
+            return asyncio.run(check(settings))
+        return asyncio.run(generate(args, settings))
+    except StorageError as exc:
+        print(f"error: wanbot cannot use its database {exc}", file=sys.stderr)
+        return 1

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings, settings_or_exit
 from bot.engine import Engine, Store
+from bot.errors import StorageError
 from bot.frontends.cli import check as check_provider
 from bot.frontends.discord.client import DiscordFront
 from bot.frontends.slack.app import SlackFront, web_client
@@ -80,23 +81,29 @@ async def run(settings: Settings) -> None:
 
 
 async def serve(engine: Engine, fronts: list[FrontEnd]) -> None:
-    """Run until a signal, or until a front end fails (its error is raised after shutdown)."""
+    """Run until a signal, a storage fault (StorageError, raised after shutdown), or a front
+    end failing (its error is raised after shutdown)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    fault = asyncio.Event()
+    engine.guard.on_failure(fault.set)
     await engine.start()
     tasks = [asyncio.create_task(f.run(), name=type(f).__name__) for f in fronts]
     stopping = asyncio.create_task(stop.wait())
+    faulted = asyncio.create_task(fault.wait())
     try:
-        await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*tasks, stopping, faulted], return_when=asyncio.FIRST_COMPLETED)
     finally:
         await asyncio.gather(*(f.drain() for f in fronts), return_exceptions=True)
         await engine.stop()
         await asyncio.gather(*(f.close() for f in fronts), return_exceptions=True)
-        for task in [*tasks, stopping]:
+        for task in [*tasks, stopping, faulted]:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
+    if engine.guard.failure is not None:
+        raise engine.guard.failure
     failed = [r for r in results if isinstance(r, Exception)]
     if failed and not stop.is_set():
         raise failed[0]
@@ -118,6 +125,9 @@ def main(argv: list[str]) -> int:
         log.error("Slack refused the tokens (%s): check SLACK_BOT_TOKEN and SLACK_APP_TOKEN.",
                   exc.response.get("error"))
         return 2
+    except StorageError as exc:
+        log.error("wanbot cannot use its database %s", exc)
+        return 1
     except (aiohttp.ClientError, OSError) as exc:
         log.error("Could not reach a chat service (%s). Check the network and try again.", exc)
         return 1
@@ -128,7 +138,11 @@ def check(argv: list[str]) -> int:
     """`python -m bot check`: the API key (one cheap call), and the Slack token when set."""
     settings = settings_or_exit(need_chat=False, known_models=catalog.MODELS)
     setup_logging("WARNING", [settings.dashscope_api_key, settings.slack_bot_token])
-    status = asyncio.run(check_provider(settings))
+    try:
+        status = asyncio.run(check_provider(settings))
+    except StorageError as exc:
+        print(f"error: wanbot cannot use its database {exc}", file=sys.stderr)
+        return 1
     problem = asyncio.run(check_slack(settings))
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)

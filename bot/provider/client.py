@@ -2,9 +2,9 @@
 
 One `aiohttp.ClientSession` is handed in. Every failure becomes `bot.errors.ApiError` in one
 place (`error_from_response`, `_transport_errors`). Retries: only what is safe. A GET is retried
-on any retryable error; a create only when the task cannot exist (a 429, or a connection that
-never opened). Any other failed create carries `maybe_created=True`, so the caller reconciles
-with `list_tasks` instead of paying twice.
+on any retryable error. A create is sent exactly once: the caller, which records each attempt
+before it goes out, decides about another. A failed create that may have reached the provider
+carries `maybe_created=True`, so the caller reconciles with `list_tasks` instead of paying twice.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class DashScope:
     async def create_task(
         self, endpoint: str, body: Mapping[str, Any], *, oss_resolve: bool = False
     ) -> Task:
-        """POST a task. Retried only while it cannot have been created; see the module doc."""
+        """POST a task, once (never retried here: the caller records each attempt first)."""
         headers = {"X-DashScope-Async": "enable"}
         if oss_resolve or "oss://" in str(body.get("input", "")):
             headers[OSS_HEADER] = "enable"
@@ -284,9 +284,9 @@ class DashScope:
             try:
                 return await attempt()
             except ApiError as err:
-                # A create that may have reached the provider is never sent twice.
-                unsafe = not idempotent and err.maybe_created
-                if not err.retryable or unsafe or number == self.max_attempts:
+                # A create is never repeated here: a repeat the caller did not record could
+                # make a task nobody looks for (a second charge).
+                if not err.retryable or not idempotent or number == self.max_attempts:
                     raise
                 delay = self._backoff(number, err.retry_after_s)
                 log.info("%s failed (%s); attempt %d in %.2f s", what, err.code, number + 1, delay)

@@ -102,9 +102,10 @@ class SimConfig:
         self.faults.append(fault)
         return fault
 
-    def slow(self, route: str, delay_s: float, times: int = 1) -> Fault:
-        """Answer the next `times` requests only after `delay_s` real seconds."""
-        fault = Fault(route, times, None, delay_s=delay_s)
+    def slow(self, route: str, delay_s: float, times: int = 1, *, after: bool = False) -> Fault:
+        """Answer the next `times` requests only after `delay_s` real seconds (`after`: the
+        request has taken effect first, e.g. the task exists)."""
+        fault = Fault(route, times, None, delay_s=delay_s, after=after)
         self.faults.append(fault)
         return fault
 

@@ -7,28 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.clock import ScaledClock
 from bot.engine import CancelOutcome, JobState, Store
 from bot.provider import catalog
-from bot.sim.server import SimConfig
-from tests.engine_support import SCALE, Recorder, Rig, kf2v_request, settings_for
+from tests.engine_support import Recorder, kf2v_request, settings_for
 
 DONE = (JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
-
-
-@pytest.fixture
-def clock() -> ScaledClock:
-    return ScaledClock(SCALE)
-
-
-@pytest.fixture
-def sim_config(clock: ScaledClock) -> SimConfig:
-    return SimConfig(clock=clock.now, time_scale=1.0, pending_s=2.0, running_s=60.0)
-
-
-@pytest.fixture
-async def rig(sim, session, tmp_path, clock) -> Rig:
-    return Rig(sim, tmp_path / "jobs.sqlite3", clock, settings_for(sim, tmp_path), session)
 
 
 def creates(sim) -> int:

@@ -46,6 +46,21 @@ async def test_upgrades_a_version_one_file(tmp_path):
     await store.close()
 
 
+async def test_a_version_two_job_keeps_its_row_and_gains_empty_sends(tmp_path):
+    """Migration 3 adds the create send times; a job written before it reads as none sent."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0] + MIGRATIONS[1] + "; PRAGMA user_version=2;")
+        db.execute("INSERT INTO jobs (id, platform, team_id, channel_id, user_id, command,"
+                   " model, state, created_at) VALUES ('j1', 'cli', 't', 'c', 'u', 'kf2v',"
+                   " 'wan2.2-kf2v-flash', 'submitting', 1.0)")
+    store = await Store.open(path)
+    assert (await store.get_job("j1")).sends == []
+    saved = await store.update_job("j1", sends=[5.0, 17.5])
+    assert saved is not None and saved.sends == [5.0, 17.5]
+    await store.close()
+
+
 async def test_job_round_trips_with_json_and_flags(tmp_path):
     """Structures, flags and states come back as they went in."""
     store = await Store.open(tmp_path / "a.db")

@@ -12,6 +12,8 @@ import pytest
 from bot.sim.server import SimConfig
 from tests.conftest import make_image
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def sim_config() -> SimConfig:
@@ -30,7 +32,8 @@ async def run_bot(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str,
 def env(sim, tmp_path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE", "DISCORD"))}
     return {**clean, "DASHSCOPE_BASE_URL": sim.base_url, "DASHSCOPE_API_KEY": sim.api_key,
-            "DATABASE_PATH": str(tmp_path / "data" / "wanbot.sqlite3")}
+            "DATABASE_PATH": str(tmp_path / "data" / "wanbot.sqlite3"),
+            "PYTHONPATH": str(ROOT)}  # this checkout's `bot`, not an installed one
 
 
 @pytest.fixture
@@ -90,3 +93,28 @@ async def test_missing_settings_exit_2_with_the_list(tmp_path, env):
     env = {k: v for k, v in env.items() if not k.startswith("DASHSCOPE")}
     code, _, err = await run_bot("check", env=env, cwd=tmp_path)
     assert code == 2 and "DASHSCOPE_API_KEY is not set" in err and "Traceback" not in err
+
+
+GENERATE = ("generate", "kf2v", "--prompt", "a cat", "--out", "x.mp4")
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "read-only"])
+@pytest.mark.parametrize("command", ["generate", "check"])
+async def test_an_unusable_database_is_one_line_and_exit_1(sim, env, frames, tmp_path, fault,
+                                                           command):
+    """A corrupt database, or one in a folder nothing may be written to: one error line
+    naming the file, exit status 1, no traceback, nothing sent."""
+    name = "cli.sqlite3" if command == "generate" else "wanbot.sqlite3"
+    if fault == "corrupt":
+        db = tmp_path / "data" / name
+        db.parent.mkdir()
+        db.write_bytes(b"not a database" * 1000)
+    else:
+        db = Path("/proc") / name  # read-only even for root
+        env = {**env, "DATABASE_PATH": str(db.with_name("wanbot.sqlite3"))}
+    args = ("check",) if command == "check" else (
+        *GENERATE, "--first-frame", str(frames[0]), "--last-frame", str(frames[1]))
+    code, _, err = await run_bot(*args, env=env, cwd=tmp_path)
+    assert code == 1 and err.count("\n") == 1 and str(db) in err
+    assert err.startswith("error: wanbot cannot use its database") and "Traceback" not in err
+    assert not sim.requests

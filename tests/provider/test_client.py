@@ -218,17 +218,22 @@ async def test_create_is_not_retried_after_500(sim: Simulator, client: DashScope
     assert [t.task_id for t in listed] == list(sim.tasks)
 
 
-async def test_create_is_retried_after_429(sim: Simulator, client: DashScope) -> None:
-    """A 429 means no task was made, so the create is sent again."""
-    sim.config.fail("create", status=429)
-    task = await create(client)
-    assert routes(sim, "create") == 2 and list(sim.tasks) == [task.task_id]
+async def test_create_is_sent_once_after_429(
+    sim: Simulator, client: DashScope, slept: list[float]
+) -> None:
+    """A 429 with Retry-After is handed to the caller, which records each attempt itself."""
+    sim.config.fail("create", status=429, retry_after_s=12)
+    with pytest.raises(ApiError) as caught:
+        await create(client)
+    assert (caught.value.status, caught.value.retry_after_s) == (429, 12.0)
+    assert caught.value.retryable and caught.value.maybe_created is False
+    assert routes(sim, "create") == 1 and not sim.tasks and slept == []
 
 
-async def test_create_retried_when_connection_never_opened(
+async def test_create_is_sent_once_when_connection_never_opened(
     session: aiohttp.ClientSession, slept: list[float]
 ) -> None:
-    """Connection refused: nothing reached the provider, so retrying is safe."""
+    """Connection refused: nothing reached the provider (not maybe_created), and no repeat."""
 
     async def record(seconds: float) -> None:
         slept.append(seconds)
@@ -238,7 +243,7 @@ async def test_create_retried_when_connection_never_opened(
     with pytest.raises(ApiError) as caught:
         await create(client)
     assert caught.value.code == "ConnectionError" and caught.value.maybe_created is False
-    assert len(slept) == client.max_attempts - 1
+    assert caught.value.retryable and slept == []
 
 
 async def test_slow_query_times_out_and_retries(
@@ -434,14 +439,14 @@ async def test_download_refuses_more_than_the_cap(
 
 
 async def test_concurrency_reject(sim: Simulator, client: DashScope, slept: list[float]) -> None:
-    """In reject mode a create beyond the model's slots is a (retried) 429 Throttling."""
+    """In reject mode a create beyond the model's slots is a 429 Throttling (not retried)."""
     sim.config.over_limit, sim.config.concurrency = "reject", {KF2V.name: 1}
     await create(client)
     with pytest.raises(ApiError) as caught:
         await create(client)
     assert (caught.value.code, caught.value.status) == ("Throttling", 429)
     assert "concurrent" in caught.value.message and caught.value.maybe_created is False
-    assert len(sim.tasks) == 1 and len(slept) == client.max_attempts - 1
+    assert len(sim.tasks) == 1 and slept == [] and routes(sim, "create") == 2
 
 
 async def test_concurrency_queue(sim: Simulator, client: DashScope) -> None:

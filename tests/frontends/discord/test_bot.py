@@ -225,6 +225,22 @@ def test_python_m_bot_without_settings_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr + done.stdout
 
 
+def test_python_m_bot_with_a_corrupt_database_exits_1(tmp_path: Path) -> None:
+    """A corrupt database: one error line naming it and exit status 1, promptly (no hang)."""
+    db = tmp_path / "wanbot.sqlite3"
+    db.write_bytes(b"not a database" * 1000)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DASHSCOPE_", "DISCORD_"))}
+    env.update(PYTHONPATH=str(ROOT), DASHSCOPE_API_KEY="sk-x", DISCORD_TOKEN="t",
+               DATABASE_PATH=str(db), DASHSCOPE_BASE_URL="http://127.0.0.1:9/api/v1")
+    done = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert done.returncode == 1 and len(errors) == 1
+    assert "cannot use its database" in errors[0] and str(db) in errors[0]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
 def test_an_unreachable_discord_is_a_plain_error(monkeypatch, tmp_path, caplog) -> None:
     """No network to Discord: one clear line and exit status 1, not a traceback."""
     import socket
