@@ -52,6 +52,9 @@ USER_MESSAGES: dict[str, str] = {
     "UNKNOWN": "The provider no longer knows this task (its results are kept for 24 hours).",
     "Expired": "The result expired before it could be fetched (results are kept for 24 hours).",
     "Canceled": "The job was canceled.",
+    "Unreconciled": "The bot was stopped for over a day while sending this job, and the provider "
+    "no longer lists tasks that old, so it was not sent again (nothing is paid twice). If no "
+    "video came, run it again.",
     "Undeliverable": "The video was made but the bot may not post it where it was asked for.",
     "UnsupportedOperation": "The task has started and can no longer be canceled.",
     "TooLarge": "The video is larger than the bot may keep.",
@@ -68,7 +71,8 @@ FINAL_CODES = frozenset(
         "DataInspectionFailed",
         "IPInfringementSuspect",
         "Arrearage",
-        "Throttling.AllocationQuota",
+        "Throttling.AllocationQuota",  # unless its message says per-minute: see the client
+        "AllocationQuota.FreeTierOnly",
     }
 )
 

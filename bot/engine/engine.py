@@ -35,6 +35,9 @@ from bot.provider.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
+STRANGE_LIMIT_S = 6 * 3600.0  # a task stuck in a status we do not know ends here
+SLOW_RETRIES = frozenset({"Throttling.AllocationQuota"})  # per-minute quota: a few tries only
+SLOW_TRIES = 5
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
 
 
@@ -84,7 +87,8 @@ class Engine:
         self.submitter = Submitter(store, client, settings, self.clock)
         self.reconciler = Reconciler(store, self.poller, settings, self.clock,
                                      found=self._record_task, not_sent=self._resend,
-                                     spawn=self._spawn, sending=self.submitter.sending)
+                                     lost=self._lost, spawn=self._spawn,
+                                     sending=self.submitter.sending)
         self._listeners: list[Listener] = []
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
@@ -315,7 +319,7 @@ class Engine:
             # The request may have reached the provider: find out before sending it again.
             log.warning("job %s: create may have succeeded (%s); reconciling", job.id, exc.code)
             await self._reconcile(job.model)
-        elif exc.retryable:
+        elif exc.retryable and not (exc.code in SLOW_RETRIES and job.attempts >= SLOW_TRIES):
             await self._requeue(job, exc)
         else:
             await self._fail(job, exc.code, exc.message)
@@ -340,6 +344,10 @@ class Engine:
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
         self._admit_wake.set()
 
+    async def _lost(self, job: Job) -> None:
+        await self._fail(job, "Unreconciled", "sent over a day ago; the task list no longer "
+                                              "reaches that far")
+
     async def _record_task(self, job: Job, task: Task) -> None:
         self._backoff.pop(job.model, None)
         state = JobState.RUNNING if task.status is TaskStatus.RUNNING else JobState.PENDING
@@ -361,6 +369,8 @@ class Engine:
             TaskStatus.SUCCEEDED: self._on_succeeded,
             TaskStatus.FAILED: self._on_failed,
             TaskStatus.CANCELED: self._on_canceled,
+            TaskStatus.SUSPENDED: self._on_strange,
+            TaskStatus.OTHER: self._on_strange,
         }.get(task.status, self._on_unknown)
         if task.status.is_terminal:
             self.poller.forget(job.id)
@@ -398,6 +408,17 @@ class Engine:
 
     async def _on_canceled(self, job: Job, task: Task) -> None:
         await self._mark_canceled(job)
+        self._slot_freed(job.model)
+
+    async def _on_strange(self, job: Job, task: Task) -> None:
+        """A status we do not act on: keep polling, but not for ever."""
+        if self.clock.now() - (job.submitted_at or job.created_at) < STRANGE_LIMIT_S:
+            self.poller.schedule(job)
+            return
+        self.poller.forget(job.id)
+        await self._set(job, JobState.EXPIRED, expect=AT_PROVIDER, error_code="UNKNOWN",
+                        error_message=f"The provider kept the task {task.status} for hours.",
+                        finished_at=self.clock.now())
         self._slot_freed(job.model)
 
     async def _on_unknown(self, job: Job, task: Task) -> None:

@@ -23,12 +23,22 @@ from bot.provider.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
+LIST_WINDOW_S = 24 * 3600.0 - 60  # the task list refuses windows over a day
 LIST_MARGIN_S = 120  # the listed window reaches this far beyond the tasks it must cover
 RETRY_S = 5.0
 LIST_GIVE_UP = 5
 
 OnTask = Callable[[Job, Task], Awaitable[None]]
 Start = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+
+
+def list_windows(start: float, end: float) -> list[tuple[float, float]]:
+    """[start, end] cut into windows the task list accepts (each at most LIST_WINDOW_S)."""
+    windows = []
+    while start < end:
+        windows.append((start, min(end, start + LIST_WINDOW_S)))
+        start += LIST_WINDOW_S
+    return windows or [(start, end)]
 
 
 def as_datetime(seconds: float) -> datetime:
@@ -80,10 +90,16 @@ class Poller:
         return await self.client.get_task(task_id)
 
     async def list_tasks(self, start: float, end: float, model: str | None = None) -> list[Task]:
-        await self.limiter.acquire()
-        self.queries += 1
-        return await self.client.list_tasks(model=model, start=as_datetime(start - LIST_MARGIN_S),
-                                            end=as_datetime(end + LIST_MARGIN_S))
+        """Tasks created from `start` to `end` (with a margin), asked in windows of at most a
+        day: the provider refuses longer ones."""
+        found: dict[str, Task] = {}
+        for window_start, window_end in list_windows(start - LIST_MARGIN_S, end + LIST_MARGIN_S):
+            await self.limiter.acquire()
+            self.queries += 1
+            listed = await self.client.list_tasks(model=model, start=as_datetime(window_start),
+                                                  end=as_datetime(window_end))
+            found.update((t.task_id, t) for t in listed)
+        return list(found.values())
 
     async def close(self) -> None:
         for task in list(self._inflight):

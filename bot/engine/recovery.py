@@ -37,14 +37,17 @@ LIST_REACH_S = 24 * 3600 - LIST_MARGIN_S - 60  # the task list reaches back at m
 
 Found = Callable[[Job, Task], Awaitable[None]]  # the job's task was found: record it
 NotSent = Callable[[Job], Awaitable[None]]  # the provider never got the job: queue it again
+Lost = Callable[[Job], Awaitable[None]]  # too old to find out: end it, never send it again
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 Sending = Callable[[str], bool]  # is this job's create on its way now?
 
 
 class Reconciler:
     def __init__(self, store: Store, poller: Poller, settings: Settings, clock: Clock, *,
-                 found: Found, not_sent: NotSent, spawn: Spawn, sending: Sending) -> None:
+                 found: Found, not_sent: NotSent, lost: Lost, spawn: Spawn,
+                 sending: Sending) -> None:
         self.store = store
+        self.lost = lost
         self.poller = poller
         self.settings = settings
         self.clock = clock
@@ -97,6 +100,10 @@ class Reconciler:
             self._later(model_name, now + RECONCILE_RETRY_S)
         elif closes > now:
             self._later(model_name, closes)  # a create sent lately may yet show up
+        elif closes < now - LIST_REACH_S:
+            log.warning("job %s: its sends are older than the task list reaches; not sending it "
+                        "again", job.id)
+            await self.lost(job)
         else:
             log.info("job %s: the provider never got it; queueing again", job.id)
             await self.not_sent(job)

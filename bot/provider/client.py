@@ -47,6 +47,10 @@ def _list_time(when: datetime) -> str:
 # --- errors: the one place responses and transport failures become ApiError -------------------
 
 
+QUOTA_GONE = re.compile(r"free|exhaust|arrear|insufficient|balance|purchase", re.I)
+QUOTA_WAIT_S = 60.0  # a per-minute quota is back within a minute
+
+
 def is_retryable(status: int, code: str) -> bool:
     """Worth trying the same request again: throttling, server trouble, a lost connection."""
     if is_final(code):
@@ -64,13 +68,19 @@ def error_from_response(
     code = str(body.get("code") or (xml_code and xml_code[1]) or fallback)
     xml_message = re.search(r"<Message>([^<]+)</Message>", text)
     message = str(body.get("message") or (xml_message and xml_message[1]) or text[:200])
+    retry_after_s = _retry_after(headers.get("Retry-After"))
+    retryable = is_retryable(status, code)
+    if code == "Throttling.AllocationQuota" and not QUOTA_GONE.search(message):
+        # The same code says "quota used up for this minute" (wait and retry) and "free
+        # quota exhausted" (final): the message tells them apart.
+        retryable, retry_after_s = True, max(retry_after_s or 0.0, QUOTA_WAIT_S)
     err = ApiError(
         code,
         message or f"HTTP {status}",
         status=status,
         request_id=body.get("request_id"),
-        retryable=is_retryable(status, code),
-        retry_after_s=_retry_after(headers.get("Retry-After")),
+        retryable=retryable,
+        retry_after_s=retry_after_s,
     )
     return _marked(err, maybe_created=status >= 500)  # a 4xx was refused outright
 

@@ -19,6 +19,8 @@ class TaskStatus(StrEnum):
     FAILED = "FAILED"  # code and message say why
     CANCELED = "CANCELED"  # canceled while PENDING
     UNKNOWN = "UNKNOWN"  # no such task, or older than 24 h
+    SUSPENDED = "SUSPENDED"  # paused by the provider; it may go on (the SDK knows it)
+    OTHER = "OTHER"  # a status this bot does not know (yet): waited on for a while
 
     @property
     def is_terminal(self) -> bool:
@@ -86,10 +88,13 @@ class Task:
 
 
 def _status(value: Any) -> TaskStatus:
+    """A missing status is UNKNOWN (no such task); one we do not know is OTHER, not an end."""
+    if not value:
+        return TaskStatus.UNKNOWN
     try:
         return TaskStatus(str(value).upper())
     except ValueError:
-        return TaskStatus.UNKNOWN
+        return TaskStatus.OTHER
 
 
 def _video_url(out: Mapping[str, Any]) -> str | None:

@@ -183,8 +183,9 @@ async def test_retry_after_is_capped(
 
 
 async def test_allocation_quota_is_final(sim: Simulator, client: DashScope) -> None:
-    """429 Throttling.AllocationQuota means the quota is gone: no retry."""
-    sim.config.fail("create", status=429, code="Throttling.AllocationQuota", message="Quota.")
+    """429 Throttling.AllocationQuota saying the free quota is gone: no retry."""
+    sim.config.fail("create", status=429, code="Throttling.AllocationQuota",
+                    message="Free quota exhausted.")
     with pytest.raises(ApiError) as caught:
         await create(client)
     assert not caught.value.retryable and routes(sim, "create") == 1
