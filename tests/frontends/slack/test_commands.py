@@ -9,15 +9,10 @@ import aiohttp
 
 from bot.engine import JobState
 from tests.discord_stack import png
-from tests.fakeslack import FakeSlack
 from tests.slack_stack import SlackStack
+from tests.slack_steps import hook_texts
 
 pytest_plugins = ("tests.slack_front_support",)
-
-
-def hook_texts(fake: FakeSlack, record: object) -> list[str]:
-    """What the bot said privately through a command's response_url."""
-    return [str(post.get("text")) for post in fake.hook_for(record).posts]  # type: ignore[arg-type]
 
 
 async def test_links_in_the_text_queue_at_once_and_the_video_lands_in_the_thread(
