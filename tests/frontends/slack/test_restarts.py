@@ -84,13 +84,14 @@ class TestUploadsForbidden:
         return FakeWorkspace(scopes=manifest_scopes(), file_uploads_disabled=True)
 
     async def test_the_link_goes_into_the_thread(self, wan: SlackStack) -> None:
-        """The workspace forbids uploads: the provider's link with its 24 h note, in the
-        thread, once."""
+        """The workspace forbids uploads: the provider's link in the thread, once, saying why
+        and with its 24 h note."""
         job = await queue_kf2v(wan)
         done = await wan.wait_job(lambda j: j.id == job.id and j.state is JobState.DELIVERED)
         ref = done.progress_ref
         assert ref is not None and done.delivery is not None and done.delivery.mode == "link"
         [reply] = wan.fake.thread("general", ref.message_id)
         assert done.result_url and done.result_url in reply.text
-        assert "expires 24 hours" in reply.text and not reply.files
+        assert "This workspace does not allow uploads" in reply.text and not reply.files
+        assert "The link expires 24 hours after the video was made." in reply.text
         assert wan.fake.uploads_titled(f"wan-{job.id}.mp4") == []
