@@ -5,12 +5,11 @@ crash is found by its title, not made again; without uploads, the link and its 2
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
-from bot.engine import Delivery, Job, JobState
-from bot.frontends.slack.app import SlackFront
+from bot.engine import Job, JobState
+from tests.discord_stack import die_after_posting
 from tests.fakeslack import FakeWorkspace
 from tests.slack_stack import SlackStack, manifest_scopes
 from tests.slack_steps import queue_kf2v, restartable
@@ -18,22 +17,6 @@ from tests.slack_steps import queue_kf2v, restartable
 pytest_plugins = ("tests.slack_front_support",)
 
 LONG_S = 36_000.0  # the provider's run: longer than the test, until the clock is moved on
-
-
-def die_after_posting(front: SlackFront) -> asyncio.Event:
-    """The next delivery uploads for real, then hangs as if the process were killed before it
-    could record the upload. The event is set once the upload went out."""
-    posted = asyncio.Event()
-    deliver = front.deliverer.deliver
-
-    async def post_then_die(job: Job, video: Path) -> Delivery:
-        await deliver(job, video)
-        posted.set()
-        await asyncio.Event().wait()  # the kill comes before the result is written
-        raise AssertionError("unreachable")
-
-    front.deliverer.deliver = post_then_die  # type: ignore[method-assign]
-    return posted
 
 
 def video_replies(stack: SlackStack, job: Job) -> list[str]:
