@@ -150,7 +150,7 @@ LINK_NOTE = "The link expires 24 hours after the video was made."
 def link_comment(lead: str, link: str, why: str) -> str:
     """`lead` (a video or share comment) with the provider's link instead of the file, and
     `why` there is no file."""
-    return f"{lead}\n{why}, so here is its link: {link}\n{LINK_NOTE}"
+    return f"{lead}\n{why}. Here is its link: {link}\n{LINK_NOTE}"
 
 
 def share_comment(job: Job) -> str:
