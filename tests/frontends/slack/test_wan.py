@@ -96,6 +96,24 @@ async def test_settings_for_a_member_are_refused(wan: SlackStack) -> None:
     assert wan.fake.open_views() == []
 
 
+async def test_a_forged_settings_submission_by_a_member_is_refused(wan: SlackStack) -> None:
+    """The settings form opened by carol but submitted as bob: refused in the ack, not saved."""
+    await (await wan.fake.slash("/wan", "settings", user="carol")).acked()
+    [view] = await wan.fake.wait_for(lambda: wan.fake.open_views("wan:settings") or None)
+    ack = await (await wan.fake.submit_view(view.id, {"user_daily_seconds": "3"},
+                                            user="bob")).acked()
+    assert ack.errors == {"people": NOT_ADMIN}
+    assert (await kf2v_answer(wan, "alice")).startswith("Queued as job")
+
+
+async def test_a_bad_limit_is_refused_on_its_field(wan: SlackStack) -> None:
+    """A limit that is not a number: the error on that field, the modal stays open."""
+    await (await wan.fake.slash("/wan", "settings", user="carol")).acked()
+    [view] = await wan.fake.wait_for(lambda: wan.fake.open_views("wan:settings") or None)
+    ack = await (await wan.fake.submit_view(view.id, {"user_jobs": "many"})).acked()
+    assert list(ack.errors) == ["user_jobs"] and wan.fake.open_views("wan:settings") == [view]
+
+
 async def test_settings_saved_limit_applies_to_the_next_command(wan: SlackStack) -> None:
     """carol sets 3 s a day per person: alice's next 5 s job is refused with what is left."""
     await save_settings(wan, {"user_daily_seconds": "3"})
