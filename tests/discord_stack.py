@@ -285,13 +285,14 @@ async def open_stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield Stack(fake, sim, media, clock, _settings(fake, sim, tmp_path), session)
 
 
-def die_after_posting(bot: WanBot) -> asyncio.Event:
-    """Make the bot's next delivery post for real, then hang as if the process were killed
-    before it could record the post. The event is set once the post went out."""
+def die_after_posting(bot: Any) -> asyncio.Event:
+    """Make the front end's (`WanBot`, `SlackFront`) next delivery post for real, then hang as
+    if the process were killed before it could record the post. The event is set once the post
+    went out."""
     posted = asyncio.Event()
     post = bot.deliverer.deliver
 
-    async def post_then_die(job: Job, video: Path) -> dict[str, str]:
+    async def post_then_die(job: Job, video: Path) -> object:
         await post(job, video)
         posted.set()
         await asyncio.Event().wait()  # the kill comes before the result is written

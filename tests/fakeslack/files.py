@@ -27,6 +27,7 @@ class FileMethods(WebApiMethods):
         "files.completeUploadExternal": ("_complete_upload", "files:write", "bot"),
         "files.info": ("_file_info", "files:read", "bot"),
         "files.list": ("_file_list", "files:read", "bot"),
+        "files.delete": ("_file_delete", "files:write", "bot"),
     }
 
     share_delay_s: float  # > 0: the share message appears later, as Slack shares async
@@ -140,6 +141,18 @@ class FileMethods(WebApiMethods):
 
     async def _file_info(self, params: Json) -> Json:
         return {"file": self.file(str(params.get("file") or "")).payload(), "comments": []}
+
+    async def _file_delete(self, params: Json) -> Json:
+        """The bot's own file leaves every message showing it (others': cant_delete_file)."""
+        stored = self.file(str(params.get("file") or ""))
+        if stored.user_id != self.bot_user.id:
+            raise SlackError("cant_delete_file")
+        del self.files[stored.id]
+        stored.deleted = True
+        for message in stored.shares:
+            message.files = [f for f in message.files if f is not stored]
+        self._waiters.poke()
+        return {}
 
     async def _file_list(self, params: Json) -> Json:
         channel, user = params.get("channel"), params.get("user")

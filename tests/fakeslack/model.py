@@ -159,6 +159,7 @@ class SlackFile:
     id: str = field(default_factory=lambda: new_id("F"))
     created: int = field(default_factory=lambda: int(time.time()))
     shares: list[FakeMessage] = field(default_factory=list)  # the messages showing it
+    deleted: bool = False  # files.delete took it down
 
     def __post_init__(self) -> None:
         if self.mimetype is None:

@@ -199,7 +199,8 @@ class FakeState:
 
     def uploads_titled(self, title: str) -> list[SlackFile]:
         """Files the bot uploaded and shared with this title (once per share)."""
-        return [u.file for u in self.uploads.values() if u.completed and u.file.title == title]
+        return [u.file for u in self.uploads.values()
+                if u.completed and u.file.title == title and not u.file.deleted]
 
     def calls(self, method: str) -> list[RecordedRequest]:
         """Recorded Web API calls of ``method`` (e.g. ``chat.update``), in order."""

@@ -100,6 +100,8 @@ def _element_state(element: Json, value: Any) -> Json:
         state["files"] = [f.payload() for f in _checked_files(element, value)]
     elif kind == "users_select":
         state["selected_user"] = value
+    elif kind == "multi_users_select":
+        state["selected_users"] = list(value or [])
     elif kind in ("conversations_select", "channels_select"):
         state["selected_conversation" if kind.startswith("conv") else "selected_channel"] = value
     else:
@@ -125,8 +127,22 @@ def _checked_files(element: Json, value: Any) -> list[SlackFile]:
     return files
 
 
+def _initial(element: Json) -> Any:
+    """What an element the user left alone submits: its initial value, as Slack's client."""
+    if "initial_option" in element:
+        return element["initial_option"]["value"]
+    if "initial_options" in element:
+        return [o["value"] for o in element["initial_options"]]
+    for key in ("initial_value", "initial_users", "initial_conversation", "initial_channel",
+                "initial_user"):
+        if key in element:
+            return element[key]
+    return None
+
+
 def submission_state(view: OpenedView, values: Mapping[str, Any]) -> Json:
-    """``view.state`` of a submission: every input block, ``values`` keyed by block id.
+    """``view.state`` of a submission: every input block, ``values`` keyed by block id (a
+    block left out submits its initial value; None clears it).
     A required input left empty raises, as Slack's client would not submit the modal."""
     inputs = [b for b in view.blocks if b.get("type") == "input"]
     unknown = set(values) - {b.get("block_id") for b in inputs}
@@ -134,7 +150,8 @@ def submission_state(view: OpenedView, values: Mapping[str, Any]) -> Json:
         raise ValueError(f"view {view.callback_id!r} has no input blocks {sorted(unknown)}")
     state: dict[str, Json] = {}
     for block in inputs:
-        element, value = block["element"], values.get(block["block_id"])
+        element = block["element"]
+        value = values[block["block_id"]] if block["block_id"] in values else _initial(element)
         if not block.get("optional") and value in (None, "", [], ()):
             raise ValueError(f"Slack would not submit: {block['block_id']!r} is required")
         state[block["block_id"]] = {element["action_id"]: _element_state(element, value)}

@@ -521,10 +521,11 @@ def test_task_from_api_parses_times_and_results() -> None:
     assert task.video_url == "https://x/v.mp4" and task.request_id == "r1"
 
 
-def test_unknown_status_is_unknown() -> None:
-    """A status this code does not know is treated as UNKNOWN, which is terminal."""
+def test_unknown_status_is_not_an_end() -> None:
+    """SUSPENDED is waited on (the SDK knows it); only UNKNOWN itself is terminal."""
     task = Task.from_api({"output": {"task_id": "t", "task_status": "SUSPENDED"}})
-    assert task.status is TaskStatus.UNKNOWN and TaskStatus.UNKNOWN in TERMINAL
+    assert task.status is TaskStatus.SUSPENDED and not task.is_terminal
+    assert TaskStatus.UNKNOWN in TERMINAL
     assert not TaskStatus.RUNNING.is_terminal and parse_time("") is None
 
 
@@ -533,7 +534,7 @@ def test_unknown_status_is_unknown() -> None:
     [
         (429, "Throttling", True),
         (429, "Throttling.RateQuota", True),
-        (429, "Throttling.AllocationQuota", False),
+        (429, "Throttling.AllocationQuota", True),  # per-minute unless it says otherwise
         (500, "InternalError", True),
         (503, "ServiceUnavailable", True),
         (400, "InvalidParameter", False),

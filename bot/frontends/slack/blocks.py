@@ -144,10 +144,13 @@ def video_comment(job: Job) -> str:
     return f"{who} video is ready. Job `{job.id}`"
 
 
-def link_comment(lead: str, link: str) -> str:
-    """`lead` (a video or share comment) with the provider's link instead of the file."""
-    return (f"{lead}\nIt is too large to upload here: {link}\n"
-            "The link expires 24 hours after the video was made.")
+LINK_NOTE = "The link expires 24 hours after the video was made."
+
+
+def link_comment(lead: str, link: str, why: str) -> str:
+    """`lead` (a video or share comment) with the provider's link instead of the file, and
+    `why` there is no file."""
+    return f"{lead}\n{why}. Here is its link: {link}\n{LINK_NOTE}"
 
 
 def share_comment(job: Job) -> str:

@@ -3,7 +3,8 @@
 Upload is Slack's three steps (`files.getUploadURLExternal`, the bytes streamed from disk to the
 upload URL, `files.completeUploadExternal` into the thread), titled `wan-<job id>.mp4` so a
 restart finds an upload made just before a crash instead of making a second one. When the
-workspace forbids uploads or the file is too big, the provider's link goes there instead.
+workspace forbids uploads, the file is too big, or the bot may post in a public channel but is
+not in it (files need membership), the provider's link goes there instead, saying why.
 """
 
 from __future__ import annotations
@@ -21,16 +22,30 @@ from bot.clock import Clock
 from bot.engine import RESULT_TTL_S, Delivery, Job, Post
 from bot.errors import Undeliverable
 from bot.frontends.common.sharing import VideoGone
-from bot.frontends.slack.blocks import link_comment, share_comment, video_comment, video_title
+from bot.frontends.slack.blocks import (
+    LINK_NOTE,
+    link_comment,
+    share_comment,
+    video_comment,
+    video_title,
+)
 from bot.units import MiB
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD = 1024 * MiB  # Slack's own limit per file
-NO_UPLOAD = frozenset({"file_uploads_disabled", "file_upload_size_restricted",
-                       "file_uploads_except_images_disabled", "invalid_file_size"})
 NO_CHANNEL = frozenset({"channel_not_found", "not_in_channel", "is_archived", "user_not_found"})
 UPLOAD_TIMEOUT_S = 600.0
+# why a link comes instead of the file
+TOO_LARGE = "It is too large to upload here"
+UPLOADS_OFF = "This workspace does not allow uploads"
+NOT_KEPT = "The file is no longer kept here"
+NOT_MEMBER = "I can upload files only in channels I am in (invite me with `/invite @wanbot`)"
+# uploads Slack refused, and why (chat:write.public lets the bot post in a public channel it
+# is not in, but files need membership)
+NO_UPLOAD = {"file_uploads_disabled": UPLOADS_OFF, "file_uploads_except_images_disabled":
+             UPLOADS_OFF, "file_upload_size_restricted": TOO_LARGE,
+             "invalid_file_size": TOO_LARGE, "not_in_channel": NOT_MEMBER}
 
 
 class SlackDeliverer:
@@ -106,17 +121,19 @@ class SlackDeliverer:
                     comment: str) -> str:
         """Upload if allowed and it fits, else the link; which one it was."""
         size = await _size(video)
+        why = TOO_LARGE if size is not None else NOT_KEPT
         if size is not None and size <= self.max_upload:
             try:
                 await self._upload(job, video, size, channel, thread, comment)
                 return "file"
             except SlackApiError as exc:
-                if exc.response.get("error") not in NO_UPLOAD:
+                error = str(exc.response.get("error"))
+                if error not in NO_UPLOAD:
                     raise
-                log.info("job %s: upload refused (%s); posting the link", job.id,
-                         exc.response.get("error"))
+                log.info("job %s: upload refused (%s); posting the link", job.id, error)
+                why = NO_UPLOAD[error]
         await self.client.chat_postMessage(channel=channel, thread_ts=thread,
-                                           text=link_comment(comment, job.result_url or ""))
+                                           text=link_comment(comment, job.result_url or "", why))
         return "link"
 
     async def _upload(self, job: Job, video: Path, size: int, channel: str,
@@ -145,7 +162,7 @@ def _mode_of(message: dict[str, Any], job: Job) -> str | None:
     if any(f.get("title") == video_title(job) for f in message.get("files") or []):
         return "file"
     text = str(message.get("text") or "")
-    if f"Job `{job.id}`" in text and "too large to upload" in text:
+    if f"Job `{job.id}`" in text and LINK_NOTE in text:
         return "link"
     return None
 

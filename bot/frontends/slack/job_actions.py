@@ -19,7 +19,6 @@ from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, p
 from bot.frontends.common.sharing import share_once
 from bot.frontends.common.texts import (
     INPUTS_GONE,
-    NOT_YOURS,
     NOTHING_TO_EDIT,
     ONLY_REQUESTER,
     RESTARTING,
@@ -34,6 +33,8 @@ from bot.frontends.slack.progress import SlackProgress
 from bot.frontends.slack.submit import Notify, SlackSubmitter
 
 log = logging.getLogger(__name__)
+
+NOT_YOURS = "Only the person who started this job, or a workspace admin, can do that."
 
 
 class SlackJobActions:
@@ -132,6 +133,10 @@ class SlackJobActions:
             return None
 
     async def _refusal(self, job: Job, user_id: str) -> str | None:
+        """Why this person may not make `job` again (a click, or a form as submitted, which
+        may be forged). A private job is its requester's alone: a rerun would show its prompt."""
+        if job.private and user_id != job.user_id:
+            return ONLY_REQUESTER
         refusal = await self.access.generate_refusal(job.team_id, user_id)
         if refusal is None and inputs_expired(job, self.engine.clock.now()):
             refusal = INPUTS_GONE

@@ -9,15 +9,10 @@ import aiohttp
 
 from bot.engine import JobState
 from tests.discord_stack import png
-from tests.fakeslack import FakeSlack
 from tests.slack_stack import SlackStack
+from tests.slack_steps import hook_texts
 
 pytest_plugins = ("tests.slack_front_support",)
-
-
-def hook_texts(fake: FakeSlack, record: object) -> list[str]:
-    """What the bot said privately through a command's response_url."""
-    return [str(post.get("text")) for post in fake.hook_for(record).posts]  # type: ignore[arg-type]
 
 
 async def test_links_in_the_text_queue_at_once_and_the_video_lands_in_the_thread(
@@ -109,3 +104,15 @@ async def test_not_in_the_channel_says_how_to_invite(wan: SlackStack) -> None:
     assert "/invite @wanbot" in texts[0]
     job = await wan.wait_job(lambda j: j.state is JobState.CANCELED)
     assert job.progress_ref is None
+
+
+async def test_a_public_channel_without_the_bot_gets_the_link(wan: SlackStack) -> None:
+    """#random (public, bot not in it): the progress posts (chat:write.public) but files need
+    membership, so the video comes as its link with the /invite hint, not as a failure."""
+    first, last = wan.frames()
+    await (await wan.fake.slash("/kf2v", f"<{first}> <{last}> a cat", channel="random")).acked()
+    done = await wan.wait_job(lambda j: j.terminal)
+    assert done.state is JobState.DELIVERED and done.delivery is not None
+    assert done.delivery.mode == "link" and done.progress_ref is not None
+    [reply] = wan.fake.thread("random", done.progress_ref.message_id)
+    assert done.result_url and done.result_url in reply.text and "/invite @wanbot" in reply.text

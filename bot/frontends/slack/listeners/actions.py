@@ -3,23 +3,43 @@ by an earlier process work the same. Edit and rerun opens its modal; the others 
 
 from __future__ import annotations
 
+import logging
+import secrets
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot.frontends.common.job_buttons import BUTTON, Action
+from bot.frontends.common.texts import oops_text
 from bot.frontends.slack.listeners.commands import notifier
 from bot.frontends.slack.modals import edit_view
 from bot.frontends.slack.services import Services
+from bot.frontends.slack.submit import Notify
+
+log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, services: Services) -> None:
     async def button(ack: Any, body: dict[str, Any], action: dict[str, Any],
                      respond: Any) -> None:
         await ack()
-        await on_button(services, body, action, notifier(respond))
+        notify = notifier(respond)
+        await guarded(on_button(services, body, action, notify), notify)
 
     app.action(BUTTON)(button)
+
+
+async def guarded(work: Awaitable[None], notify: Notify) -> None:
+    """Run what follows an ack, telling the person when it fails. Nothing escapes to bolt: an
+    error raised just after `ack()` makes bolt drop the ack, and Slack then shows the person
+    "operation_timeout" however the work ended."""
+    try:
+        await work
+    except Exception:
+        reference = secrets.token_hex(4)
+        log.exception("a Slack action failed (reference %s)", reference)
+        await notify(oops_text(reference))
 
 
 async def on_button(services: Services, body: dict[str, Any], action: dict[str, Any],

@@ -17,6 +17,7 @@ from bot.frontends.common.team_admin import apply_change
 from bot.frontends.slack import pages
 from bot.frontends.slack.files import sources_for
 from bot.frontends.slack.generate import PLATFORM, team_of
+from bot.frontends.slack.listeners.actions import guarded
 from bot.frontends.slack.listeners.shortcuts import file_objects
 from bot.frontends.slack.modals import (
     Metadata,
@@ -26,6 +27,7 @@ from bot.frontends.slack.modals import (
 )
 from bot.frontends.slack.services import Services
 from bot.frontends.slack.settings_modal import CALLBACK, NOT_ADMIN, read_settings
+from bot.frontends.slack.submit import Notify
 
 NEW = re.compile(r"wan:new:(?P<command>[a-z0-9]+)")
 EDIT = re.compile(rf"wan:editform:{JOB_ID}")
@@ -37,7 +39,9 @@ def register(app: AsyncApp, services: Services) -> None:
 
     async def edited(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
-        await on_edited(services, body, view)
+        meta = Metadata.load(view.get("private_metadata", ""))
+        notify = services.notify_in(meta.channel_id, str(body["user"]["id"]))
+        await guarded(on_edited(services, body, view, notify), notify)
 
     async def settings(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await on_settings(services, ack, body, view)
@@ -75,11 +79,10 @@ async def on_new_job(services: Services, ack: Any, body: dict[str, Any],
     await services.generate.run(ask, owner, notify)
 
 
-async def on_edited(services: Services, body: dict[str, Any], view: dict[str, Any]) -> None:
+async def on_edited(services: Services, body: dict[str, Any], view: dict[str, Any],
+                    notify: Notify) -> None:
     match = EDIT.fullmatch(str(view.get("callback_id")))
-    meta = Metadata.load(view.get("private_metadata", ""))
     user_id = str(body["user"]["id"])
-    notify = services.notify_in(meta.channel_id, user_id)
     job = await services.actions.job(match["id"] if match else "", notify)
     if job is not None:
         await services.actions.edited(job, user_id, read_edit(view), notify)
