@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.clock import Clock
-from bot.engine.poll_policy import PollPolicy, QueryLimiter
+from bot.engine.poll_policy import PollPolicy, QueryLimiter, history_key
 from bot.engine.store import AT_PROVIDER, Job, JobState, Store
 from bot.errors import ApiError
 from bot.provider.client import DashScope, Task, TaskStatus
@@ -56,8 +56,8 @@ class Poller:
             self._polls[job.id] = 0
         now = self.clock.now()
         elapsed = now - (job.submitted_at or now)
-        self._due[job.id] = now + self.policy.next_delay(job.model, elapsed,
-                                                         self._polls.get(job.id, 0))
+        key = history_key(job.model, job.options)
+        self._due[job.id] = now + self.policy.next_delay(key, elapsed, self._polls.get(job.id, 0))
         self._wake.set()
 
     def now(self, job: Job) -> None:
