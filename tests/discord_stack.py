@@ -219,7 +219,7 @@ class Stack:
         return str(self.fake.guild.id)
 
     async def set_team(self, **values: Any) -> TeamSettings:
-        """Write the guild's settings as /settings does (`bot.frontends.common.teams.save`); no restart."""
+        """Write the guild's settings as /settings does (`teams.save`); no restart."""
         settings = TeamSettings(**values)
         await teams.save(self.running.store, self.team_id, settings)
         return settings

@@ -1,4 +1,5 @@
-"""bot.media.fetch: the SSRF guard, redirects, byte caps and timeouts, against a real local server."""
+"""bot.media.fetch: the SSRF guard, redirects, byte caps and timeouts, against a real local
+server."""
 
 from __future__ import annotations
 

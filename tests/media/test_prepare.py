@@ -1,4 +1,5 @@
-"""bot.media.prepare: probe, check, repair and hand over real media served by a real local server."""
+"""bot.media.prepare: probe, check, repair and hand over real media served by a real local
+server."""
 
 from __future__ import annotations
 

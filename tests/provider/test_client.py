@@ -499,8 +499,9 @@ async def test_each_request_is_logged(
     """DEBUG lines carry method, path, status and elapsed time."""
     caplog.set_level(logging.DEBUG, logger="bot.provider.client")
     await client.get_task("abc")
-    assert any(r.name == "bot.provider.client" and "GET /api/v1/tasks/abc -> 200 in" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.name == "bot.provider.client" and "GET /api/v1/tasks/abc -> 200 in" in r.getMessage()
+        for r in caplog.records)
 
 
 # --- parsing -----------------------------------------------------------------------------------

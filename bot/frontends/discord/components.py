@@ -2,8 +2,9 @@
 
 Every custom_id names an action and a job, `wan:<action>:<job id>`; nothing else is kept in
 memory, so a click on a message posted by an earlier process is handled like any other: the job
-is read from the store and `JobActions` (bot.frontends.discord.job_actions) decides. The form's custom_id is
-`wan:editform:<job id>`; its submission is handled the same stateless way (cogs.controls).
+is read from the store and `JobActions` (bot.frontends.discord.job_actions) decides. The form's
+custom_id is `wan:editform:<job id>`; its submission is handled the same stateless way
+(cogs.controls).
 """
 
 from __future__ import annotations

@@ -105,7 +105,8 @@ def check_inputs(ask: Ask) -> None:
         option = ask.option_names.get(field.name, field.name)
         items = list(ask.inputs.get(field.name, ()))
         for number, item in enumerate(items, start=1):
-            label = f"{option}{number}" if len(items) > 1 else option  # as bot.frontends.common.intake names them
+            # as bot.frontends.common.intake names them
+            label = f"{option}{number}" if len(items) > 1 else option
             if isinstance(item, Attachment):
                 check_declared(item, field.limits, label)
 

@@ -1,8 +1,9 @@
 """What the job buttons and the edit-and-rerun form do.
 
-Each click reads its job from the store, checks who may (bot.frontends.discord.access), and answers the
-interaction exactly once; a refusal is an ephemeral note and changes nothing. Reruns take the
-same path as commands (roles, limits at admission, progress), as the person who clicked.
+Each click reads its job from the store, checks who may (bot.frontends.discord.access), and
+answers the interaction exactly once; a refusal is an ephemeral note and changes nothing. Reruns
+take the same path as commands (roles, limits at admission, progress), as the person who
+clicked.
 """
 
 from __future__ import annotations

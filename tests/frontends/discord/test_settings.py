@@ -1,6 +1,7 @@
 """Team settings applied by the bot through discord.py, each written to the store with
-`bot.frontends.common.teams.save` and taking effect without a restart: roles that may generate, default model
-and resolution, limits at admission (and their messages), and the gallery channel."""
+`bot.frontends.common.teams.save` and taking effect without a restart: roles that may generate,
+default model and resolution, limits at admission (and their messages), and the gallery
+channel."""
 
 from __future__ import annotations
 
