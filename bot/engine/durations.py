@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 SQRT2 = math.sqrt(2.0)
@@ -30,7 +30,7 @@ class Kernel:
     weight: float
 
 
-def kernels(durations: Sequence[float], *, min_width: float = 0.01,
+def kernels(durations: Sequence[float], *, min_width: float = 0.004,
             min_width_s: float = 0.15) -> list[Kernel]:
     """One kernel per distinct past duration; near-equal ones merged."""
     logs = sorted(math.log(max(d, 0.1)) for d in durations)
@@ -113,12 +113,11 @@ class Table:
         i = bisect.bisect_left([-s for s in self.survival], p - 1.0)
         return self.at[min(i, len(self.at) - 1)]
 
-    def sqrt_sf_integral(self) -> float:
-        """∫ sqrt(S·f) dt over the grid: fixes the constant that turns a delay into intervals."""
+    def integral(self, of: Callable[[float, float], float]) -> float:
+        """∫ of(S, f) dt over the grid."""
         total = 0.0
         for i in range(1, len(self.at)):
-            width = self.at[i] - self.at[i - 1]
-            total += math.sqrt(self.survival[i] * self.density[i]) * width
+            total += of(self.survival[i], self.density[i]) * (self.at[i] - self.at[i - 1])
         return total
 
     def mean_remaining(self, elapsed: float) -> float:

@@ -148,7 +148,7 @@ class HistoryPolicy:
         table = Table.of(durations[: self.history_limit])
         median = table.quantile(0.5)
         target = min(self.target_delay_s, self.delay_share * median)
-        scale = 2 * target / max(table.sqrt_sf_integral(), 1e-9)
+        scale = 2 * target / max(table.integral(lambda s, f: math.sqrt(s * f)), 1e-9)
         wanted = []
         for t, s, f in zip(table.at, table.survival, table.density, strict=True):
             ceiling = min(self.max_interval_s, self.interval_share * max(t, median))

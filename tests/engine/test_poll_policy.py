@@ -7,7 +7,6 @@ import random
 
 import pytest
 
-from bot.engine.durations import Table
 from bot.engine.poll_policy import (
     FixedInterval,
     HistoryPolicy,
@@ -183,18 +182,3 @@ def test_eta_shrinks_as_time_passes_and_matches_the_mean():
     assert later < fresh
     mean = 120 * math.exp(0.4**2 / 2)
     assert fresh == pytest.approx(mean, rel=0.1)
-
-
-def test_quantile_inverts_survival():
-    """The table's quantile is where the share done reaches p (within one grid step)."""
-    table = Table.of(history(400))
-    for p in (0.01, 0.5, 0.99):
-        at = table.quantile(p)
-        assert 1 - table.survival_at(at) >= p
-        assert 1 - table.survival_at(at * 0.985) < p
-
-
-def test_a_tight_history_gives_a_tight_estimate():
-    """Twenty runs of 60 s: nearly every task is expected within two seconds of 60 s."""
-    table = Table.of([60.0] * 20)
-    assert 58.0 < table.quantile(0.01) < table.quantile(0.99) < 62.0
