@@ -8,19 +8,30 @@ times, each in its own process at once: with our poll policy, with the official 
 like on a shared, noisy machine. A fourth process measures fairness: one user's single job
 submitted behind another user's twenty on a one-slot model.
 
-Prints a table, or with --json one object with the keys utilisation, queries_per_job,
+Then the same three policies on each shape of durations in DISTRIBUTIONS (constant, uniform,
+narrow to wide lognormals, two clusters, a heavy tail): 60 jobs over the same three models, 20
+finished jobs of history per model drawn from the same shape, time compressed by
+DISTRIBUTION_SCALE (less for short tasks: SCALES). There `utilisation` is the makespan per model
+(the worst model) over the makespan the same jobs would have if each slot started its next task
+the moment one ended: it counts the slot time lost to detection delay and to the engine's own
+turnaround (a few real milliseconds, magnified by the compression). `--distribution NAME` runs
+just that one shape.
+
+Prints tables, or with --json one object with the keys utilisation, queries_per_job,
 mean_delay_s (each {ours, sdk, fixed15}), peak_qps, qps_cap, fairness_worst_wait_s,
-slot_turnover_s, peak_rss_mb, cpu_s.
+slot_turnover_s, peak_rss_mb, cpu_s, and distributions: {name: {median_s, mean_delay_s,
+p95_delay_s, queries_per_job, utilisation}}, each figure but median_s as {ours, sdk, fixed15}.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
-import math
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,20 +47,32 @@ from bot.engine import Engine, Job, JobRequest, JobState, Store
 from bot.engine.poll_policy import FixedInterval, HistoryPolicy, PollPolicy, SdkSchedule
 from bot.provider import catalog
 from bot.provider.client import DashScope
+from bot.sim.durations import Durations
 from bot.sim.server import SimConfig, Simulator, run_simulator
 
 JOBS, USERS, HISTORY = 200, 10, 20
-MEDIAN_S, SIGMA = 120.0, 0.4
+DEFAULT_SHAPE = "lognormal:120:0.4"  # median 120 s, sigma 0.4 (bot.sim.durations)
 QPS_CAP = 10.0
 SCALE = 150.0  # simulated seconds per real second
 MODELS = {"wan2.2-kf2v-flash": 2, "wan2.2-i2v-flash": 2, "wan2.1-kf2v-plus": 1}
 SHARE = {"wan2.2-kf2v-flash": 0.4, "wan2.2-i2v-flash": 0.4, "wan2.1-kf2v-plus": 0.2}
 POLICIES = {"ours": HistoryPolicy, "sdk": SdkSchedule, "fixed15": lambda: FixedInterval(15.0)}
 DONE = {JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED}
-
-
-def lognormal(rng: random.Random) -> float:
-    return rng.lognormvariate(math.log(MEDIAN_S), SIGMA)
+DISTRIBUTIONS = {  # name -> the simulator's duration spec (bot.sim.durations)
+    "constant-3s": "constant:3",
+    "constant-60s": "constant:60",
+    "uniform-60-70s": "uniform:60:70",
+    "lognormal-0.05": "lognormal:90:0.05",
+    "lognormal-0.1": "lognormal:90:0.1",
+    "lognormal-0.3": "lognormal:90:0.3",
+    "lognormal-0.6": "lognormal:90:0.6",
+    "mix-60-240s": "mix:60:240",
+    "heavy-tail": "heavy:90:0.1:5",
+}
+DISTRIBUTION_JOBS = 60
+SCALES = {"constant-3s": 10.0}  # short tasks: compress less, so a millisecond stays small
+DISTRIBUTION_SCALE = 40.0
+FIGURES = ("mean_delay_s", "p95_delay_s", "queries_per_job", "utilisation")
 
 
 class Sink:
@@ -62,13 +85,18 @@ class Sink:
         return None
 
 
-async def seed_history(store: Store, rng: random.Random) -> None:
+async def seed_history(store: Store, shape: str) -> None:
+    """HISTORY finished jobs per model, of the very kind the bench submits, with durations
+    drawn from `shape` (a generator of their own: not the tasks' own durations)."""
+    past = iter(Durations.parse(shape, seed=2).sample(HISTORY * len(MODELS)))
     for model in MODELS:
+        options = catalog.resolve_options(catalog.get_model(model), {})
         for i in range(HISTORY):
             await store.insert_job(Job(
                 id=f"h-{model}-{i}", platform="bench", team_id="t", channel_id="c",
                 user_id="history", command="kf2v", model=model, state=JobState.DELIVERED,
-                created_at=0.0, finished_at=float(i), provider_seconds=lognormal(rng)))
+                created_at=0.0, finished_at=float(i), provider_seconds=next(past),
+                options=options))
 
 
 async def upload_inputs(client: DashScope, png: bytes) -> dict[str, str]:
@@ -106,25 +134,21 @@ def png_bytes() -> bytes:
 
 
 class Run:
-    """One engine with one policy against its own simulator and SQLite file."""
+    """One engine with one policy against its own simulator and SQLite file; task durations
+    drawn from `shape` (a bot.sim.durations spec)."""
 
-    def __init__(self, policy: PollPolicy, folder: Path, concurrency: dict[str, int]) -> None:
+    def __init__(self, policy: PollPolicy, folder: Path, concurrency: dict[str, int],
+                 shape: str = DEFAULT_SHAPE, scale: float = SCALE) -> None:
         self.policy = policy
         self.folder = folder
         self.concurrency = concurrency
-        self.clock = ScaledClock(SCALE)
-        self.rng = random.Random(42)
-        self.durations: dict[str, float] = {}
+        self.shape = shape
+        self.clock = ScaledClock(scale)
 
     def sim_config(self) -> SimConfig:
-        drawn = random.Random(7)
-
-        def running_s(model: str) -> float:
-            return lognormal(drawn)
-
         return SimConfig(clock=self.clock.now, time_scale=1.0, pending_s=0.0,
-                         running_s=running_s, concurrency=dict(self.concurrency),
-                         over_limit="reject")
+                         running_s=Durations.parse(self.shape, seed=7),
+                         concurrency=dict(self.concurrency), over_limit="reject")
 
     def settings(self, sim: Simulator) -> Settings:
         return Settings(dashscope_api_key=sim.api_key, base_url=sim.base_url,
@@ -136,7 +160,7 @@ class Run:
         async with run_simulator(self.sim_config()) as sim, aiohttp.ClientSession() as http:
             settings = self.settings(sim)
             store = await Store.open(settings.database_path)
-            await seed_history(store, random.Random(3))
+            await seed_history(store, self.shape)
             client = DashScope(http, sim.base_url, sim.api_key)
             engine = Engine(store, client, settings, clock=self.clock, policy=self.policy)
             engine.set_deliverer("bench", Sink())
@@ -187,11 +211,46 @@ def measure(run: Run, engine: Engine, jobs: list[Job], sim: Simulator) -> dict[s
     }
 
 
-async def child(policy_name: str) -> dict[str, Any]:
+def no_delay_makespan(durations: list[float], slots: int) -> float:
+    """When the last job would end if each slot took the next job the moment one finished."""
+    free = [0.0] * slots
+    for seconds in durations:
+        heapq.heappush(free, heapq.heappop(free) + seconds)
+    return max(free)
+
+
+def measure_shape(run: Run, engine: Engine, jobs: list[Job], sim: Simulator) -> dict[str, Any]:
+    """The figures of one distribution: delays, queries and slot time lost to polling."""
+    ends = {t.task_id: t.end_at for t in sim.tasks.values()}
+    delays = sorted(j.finished_at - ends[j.task_id] for j in jobs
+                    if j.task_id in ends and j.finished_at)
+    ratios = []
+    for model, slots in MODELS.items():
+        mine = sorted((j for j in jobs if j.model == model), key=lambda j: j.submitted_at or 0)
+        makespan = max(j.finished_at or 0 for j in mine) - run.start
+        ideal = no_delay_makespan([j.provider_seconds or 0 for j in mine], slots)
+        ratios.append(makespan / ideal)
+    return {
+        "median_s": statistics.median(j.provider_seconds or 0 for j in jobs),
+        "mean_delay_s": statistics.fmean(delays),
+        "p95_delay_s": delays[min(len(delays) - 1, round(0.95 * len(delays)))],
+        "queries_per_job": engine.queries / len(jobs),
+        "utilisation": max(ratios),
+        "failed": sum(1 for j in jobs if j.state is not JobState.DELIVERED),
+    }
+
+
+async def child(policy_name: str, shape_name: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        run = Run(POLICIES[policy_name](), Path(folder), MODELS)
-        engine, jobs, sim = await run(workload(random.Random(1)))
-        return measure(run, engine, jobs, sim)
+        if shape_name is None:
+            run = Run(POLICIES[policy_name](), Path(folder), MODELS)
+            engine, jobs, sim = await run(workload(random.Random(1)))
+            return measure(run, engine, jobs, sim)
+        scale = SCALES.get(shape_name, DISTRIBUTION_SCALE)
+        run = Run(POLICIES[policy_name](), Path(folder), MODELS,
+                  DISTRIBUTIONS[shape_name], scale)
+        engine, jobs, sim = await run(workload(random.Random(1))[:DISTRIBUTION_JOBS])
+        return measure_shape(run, engine, jobs, sim)
 
 
 async def fairness() -> dict[str, Any]:
@@ -209,9 +268,19 @@ async def fairness() -> dict[str, Any]:
                 "slot_turnover_s": turnover, "admitted_before": admitted.index(b)}
 
 
-def spawn(kind: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, "--child", kind],
+def spawn(kind: str, shape: str | None = None) -> subprocess.Popen[str]:
+    extra = ["--distribution", shape] if shape else []
+    return subprocess.Popen([sys.executable, __file__, "--child", kind, *extra],
                             stdout=subprocess.PIPE, text=True)
+
+
+def collect_shape(shape: str) -> dict[str, Any]:
+    """One distribution, its three policies at once (like with like on a noisy machine)."""
+    procs = {p: spawn(p, shape) for p in POLICIES}
+    out = {p: json.loads(proc.communicate()[0]) for p, proc in procs.items()}
+    result: dict[str, Any] = {"median_s": out["ours"]["median_s"]}
+    result.update({key: {p: out[p][key] for p in POLICIES} for key in (*FIGURES, "failed")})
+    return result
 
 
 def collect() -> dict[str, Any]:
@@ -254,18 +323,42 @@ def table(r: dict[str, Any], wall_s: float) -> str:
     return "\n".join(rows)
 
 
+def shape_table(shapes: dict[str, dict[str, Any]]) -> str:
+    """One row per distribution: ours / sdk / fixed15 for each figure."""
+    rows = [f"{'distribution':16}{'median':>8}  {'mean delay s':>18}  {'p95 delay s':>18}"
+            f"  {'queries/job':>18}  {'makespan/no-delay':>20}",
+            f"{'':16}{'s':>8}  " + "  ".join(f"{'ours/sdk/fix15':>18}" for _ in range(3))
+            + f"  {'ours/sdk/fix15':>20}"]
+    for name, r in shapes.items():
+        cells = ["/".join(f"{r[key][p]:.{2 if key == 'utilisation' else 1}f}" for p in POLICIES)
+                 for key in FIGURES]
+        rows.append(f"{name:16}{r['median_s']:>8.1f}  {cells[0]:>18}  {cells[1]:>18}"
+                    f"  {cells[2]:>18}  {cells[3]:>20}")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--distribution", choices=DISTRIBUTIONS,
+                        help="run only this distribution of durations")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        work = fairness() if args.child == "fairness" else child(args.child)
+        work = (fairness() if args.child == "fairness"
+                else child(args.child, args.distribution))
         print(json.dumps(asyncio.run(work)))
         return
     started = time.monotonic()
-    result = collect()
-    print(json.dumps(result) if args.json else table(result, time.monotonic() - started))
+    result = {} if args.distribution else collect()
+    names = [args.distribution] if args.distribution else list(DISTRIBUTIONS)
+    result["distributions"] = {name: collect_shape(name) for name in names}
+    if args.json:
+        print(json.dumps(result))
+        return
+    if not args.distribution:
+        print(table(result, time.monotonic() - started))
+    print(shape_table(result["distributions"]))
 
 
 if __name__ == "__main__":

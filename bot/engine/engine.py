@@ -433,6 +433,8 @@ class Engine:
 
     async def _learn(self, model: str) -> None:
         self.policy.learn(model, await self.store.durations(model))
+        for key, durations in (await self.store.durations_by_key(model)).items():
+            self.policy.learn(key, durations)  # by resolution, length and mode; else the model's
 
     # --- recovery --------------------------------------------------------------------------
 

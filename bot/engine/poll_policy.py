@@ -1,56 +1,58 @@
 """When to ask the provider about a task next, and when it will likely be done.
 
 The provider does not push; every status query costs a share of the account's 20 queries per
-second. With a history of a model's durations we fit a lognormal and space the queries so that
-the expected detection delay stays near a target while spending as few queries as possible:
-the interval at time t is proportional to sqrt(S(t) / f(t)) (S survival, f density), the
-optimum of "queries = ∫S/w" against "delay = ∫f·w/2". Before completion is plausible we do not
-ask at all, except once early to catch tasks the provider rejects at once.
+second. From the durations of past tasks like this one (same model, resolution, length and
+mode; else the same model) we estimate the distribution of durations (bot.engine.durations)
+and space the queries so that the expected detection delay stays near a target while spending
+as few queries as possible: the interval at time t is proportional to sqrt(S(t) / f(t))
+(S survival, f density), the optimum of "queries = ∫S/w" against "delay = ∫f·w/2", bounded
+where that rule alone would overshoot. Before completion is plausible we do not ask at all,
+except once early to catch tasks the provider rejects at once.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.clock import Clock
-
-SQRT2 = math.sqrt(2.0)
+from bot.engine.durations import Table
 
 
 class PollPolicy(Protocol):
     batch: bool  # one list query may answer for every active task at once
 
-    def next_delay(self, model: str, elapsed_s: float, polls: int) -> float:
-        """Seconds to wait before the next status query of a task `elapsed_s` old."""
+    def next_delay(self, key: str, elapsed_s: float, polls: int) -> float:
+        """Seconds to wait before the next status query of a task `elapsed_s` old; `key` is
+        its `history_key` (or just its model)."""
         ...
 
-    def learn(self, model: str, durations: Sequence[float]) -> None:
-        """Take in a model's latest durations (newest first)."""
+    def learn(self, key: str, durations: Sequence[float]) -> None:
+        """Take in the latest durations (newest first) of a history key or a model."""
         ...
 
-    def remaining(self, model: str, elapsed_s: float) -> float | None:
-        """Expected seconds until a task of this model, `elapsed_s` old, is done."""
+    def remaining(self, key: str, elapsed_s: float) -> float | None:
+        """Expected seconds until a task of this key (or model), `elapsed_s` old, is done."""
         ...
 
-    def typical(self, model: str) -> float | None:
-        """The mean duration of a task of this model."""
+    def typical(self, key: str) -> float | None:
+        """The mean duration of a task of this key (or model)."""
         ...
 
 
 class NoHistory:
     """For fixed schedules: they learn nothing and guess no ETA."""
 
-    def learn(self, model: str, durations: Sequence[float]) -> None:
+    def learn(self, key: str, durations: Sequence[float]) -> None:
         return None
 
-    def remaining(self, model: str, elapsed_s: float) -> float | None:
+    def remaining(self, key: str, elapsed_s: float) -> float | None:
         return None
 
-    def typical(self, model: str) -> float | None:
+    def typical(self, key: str) -> float | None:
         return None
 
 
@@ -60,7 +62,7 @@ class SdkSchedule(NoHistory):
     batch = False
     STEPS = (1.0, 1.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0)
 
-    def next_delay(self, model: str, elapsed_s: float, polls: int) -> float:
+    def next_delay(self, key: str, elapsed_s: float, polls: int) -> float:
         return self.STEPS[polls] if polls < len(self.STEPS) else 5.0
 
 
@@ -71,84 +73,43 @@ class FixedInterval(NoHistory):
     seconds: float = 15.0
     batch: bool = False
 
-    def next_delay(self, model: str, elapsed_s: float, polls: int) -> float:
+    def next_delay(self, key: str, elapsed_s: float, polls: int) -> float:
         return self.seconds
 
 
-@dataclass(frozen=True)
-class LogNormal:
-    mu: float
-    sigma: float
-
-    @classmethod
-    def fit(cls, durations: Sequence[float]) -> LogNormal:
-        logs = [math.log(max(d, 0.5)) for d in durations]
-        sigma = statistics.pstdev(logs) if len(logs) > 1 else 0.5
-        return cls(statistics.fmean(logs), max(sigma, 0.05))
-
-    def survival(self, t: float) -> float:
-        if t <= 0:
-            return 1.0
-        return 0.5 * math.erfc((math.log(t) - self.mu) / (self.sigma * SQRT2))
-
-    def density(self, t: float) -> float:
-        if t <= 0:
-            return 0.0
-        z = (math.log(t) - self.mu) / self.sigma
-        return math.exp(-0.5 * z * z) / (t * self.sigma * math.sqrt(2 * math.pi))
-
-    def quantile(self, p: float) -> float:
-        return math.exp(self.mu + self.sigma * SQRT2 * _erfinv(2 * p - 1))
-
-    def mean_remaining(self, elapsed: float) -> float:
-        """E[T - elapsed | T > elapsed], by a short numeric integral of the survival."""
-        s0 = self.survival(elapsed)
-        if s0 < 1e-6:
-            return max(1.0, 0.1 * math.exp(self.mu))
-        top = max(self.quantile(0.9999), elapsed * 2)
-        steps = 200
-        h = (top - elapsed) / steps
-        area = sum(self.survival(elapsed + (i + 0.5) * h) for i in range(steps)) * h
-        return area / s0
-
-    def sqrt_sf_integral(self) -> float:
-        """∫ sqrt(S·f) dt: fixes the constant that turns a delay target into intervals."""
-        lo, hi, steps = self.quantile(1e-5), self.quantile(1 - 1e-5), 400
-        h = (hi - lo) / steps
-        points = (lo + (i + 0.5) * h for i in range(steps))
-        return sum(math.sqrt(self.survival(t) * self.density(t)) for t in points) * h
+KEY_SEPARATOR = "|"
+DRIVERS = ("resolution", "size", "duration", "mode")  # the options that change how long it takes
 
 
-def _erfinv(y: float) -> float:
-    """Inverse error function (Giles' approximation, refined by two Newton steps)."""
-    y = min(max(y, -0.999999), 0.999999)
-    w = -math.log((1.0 - y) * (1.0 + y))
-    if w < 5:
-        w -= 2.5
-        x = 2.81022636e-08
-        for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-                  -0.00125372503, -0.00417768164, 0.246640727, 1.50140941):
-            x = c + x * w
-    else:
-        w = math.sqrt(w) - 3
-        x = -0.000200214257
-        for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-                  -0.0076224613, 0.00943887047, 1.00167406, 2.83297682):
-            x = c + x * w
-    x *= y
-    for _ in range(2):
-        x -= (math.erf(x) - y) / (2 / math.sqrt(math.pi) * math.exp(-x * x))
-    return x
+def history_key(model: str, options: Mapping[str, Any]) -> str:
+    """What a task's duration depends on: its model and the options that drive it."""
+    return KEY_SEPARATOR.join([model, *(str(options.get(name, "")) for name in DRIVERS)])
+
+
+def model_of(key: str) -> str:
+    return key.split(KEY_SEPARATOR, 1)[0]
 
 
 @dataclass
 class _Fit:
-    dist: LogNormal
-    scale: float  # multiplies sqrt(S/f) to give the interval
+    table: Table
+    wanted: list[float]  # the interval the fit asks for at each grid time of the table
+    target: float  # the mean delay aimed at, seconds
+    median: float
 
 
 class HistoryPolicy:
-    """Polls by each model's own history; falls back to the SDK schedule without one."""
+    """Polls by the history of tasks like this one (or of its model); the SDK's schedule
+    without one.
+
+    The interval at time t is the optimum sqrt(S/f) times a constant set by the delay target,
+    bounded by what the fit justifies: the next query is at the first moment where the time
+    waited reaches the interval wanted *there*, so a quiet stretch never carries the wait past
+    the point where tasks start to finish; the delay one interval adds to a task still running
+    stays under a share of the target; and an interval is at most a share of the time a task of
+    this kind takes. Past the end of the history intervals grow with the time elapsed, as a
+    backoff would.
+    """
 
     batch = True
 
@@ -157,53 +118,88 @@ class HistoryPolicy:
         *,
         min_history: int = 5,
         target_delay_s: float = 2.0,
-        min_interval_s: float = 1.0,
+        delay_share: float = 0.25,
+        min_interval_s: float = 0.5,
         max_interval_s: float = 60.0,
+        interval_share: float = 1.0,
+        step_delay: float = 0.5,
+        tail_share: float = 0.05,
         early_check_s: float = 5.0,
+        history_limit: int = 100,
     ) -> None:
         self.min_history = min_history
         self.target_delay_s = target_delay_s
+        self.delay_share = delay_share  # of the median: short tasks get a shorter target
         self.min_interval_s = min_interval_s
         self.max_interval_s = max_interval_s
+        self.interval_share = interval_share  # of max(elapsed, median): the longest wait
+        self.step_delay = step_delay  # of the target: what one interval may add to the delay
+        self.tail_share = tail_share  # of the elapsed time, past the end of the history
         self.early_check_s = early_check_s
+        self.history_limit = history_limit
         self.fallback = SdkSchedule()
         self._fits: dict[str, _Fit] = {}
 
-    def learn(self, model: str, durations: Sequence[float]) -> None:
-        """Refit a model's distribution from its latest durations (newest first)."""
+    def learn(self, key: str, durations: Sequence[float]) -> None:
+        """Refit a key's (or a model's) distribution from its latest durations, newest first."""
         if len(durations) < self.min_history:
-            self._fits.pop(model, None)
+            self._fits.pop(key, None)
             return
-        dist = LogNormal.fit(durations)
-        scale = 2 * self.target_delay_s / dist.sqrt_sf_integral()
-        self._fits[model] = _Fit(dist, scale)
+        table = Table.of(durations[: self.history_limit])
+        median = table.quantile(0.5)
+        target = min(self.target_delay_s, self.delay_share * median)
+        scale = 2 * target / max(table.integral(lambda s, f: math.sqrt(s * f)), 1e-9)
+        wanted = []
+        for t, s, f in zip(table.at, table.survival, table.density, strict=True):
+            ceiling = min(self.max_interval_s, self.interval_share * max(t, median))
+            ideal = scale * math.sqrt(s / f) if f > 0 else math.inf
+            wanted.append(max(self.min_interval_s, min(ideal, ceiling)))
+        self._fits[key] = _Fit(table, wanted, target, median)
 
-    def known(self, model: str) -> LogNormal | None:
-        fit = self._fits.get(model)
-        return fit.dist if fit else None
+    def known(self, key: str) -> Table | None:
+        fit = self._fit(key)
+        return fit.table if fit else None
 
-    def next_delay(self, model: str, elapsed_s: float, polls: int) -> float:
-        fit = self._fits.get(model)
+    def _fit(self, key: str) -> _Fit | None:
+        return self._fits.get(key) or self._fits.get(model_of(key))
+
+    def next_delay(self, key: str, elapsed_s: float, polls: int) -> float:
+        fit = self._fit(key)
         if fit is None:
-            return self.fallback.next_delay(model, elapsed_s, polls)
-        first_plausible = fit.dist.quantile(0.005)
-        if polls == 0 and elapsed_s < self.early_check_s < first_plausible:
+            return self.fallback.next_delay(key, elapsed_s, polls)
+        table = fit.table
+        if polls == 0 and elapsed_s < self.early_check_s < table.quantile(0.005):
             return self.early_check_s - elapsed_s
-        if elapsed_s < first_plausible:
-            return first_plausible - elapsed_s
-        ratio = fit.dist.survival(elapsed_s) / max(fit.dist.density(elapsed_s), 1e-12)
-        interval = fit.scale * math.sqrt(ratio)
-        return min(max(interval, self.min_interval_s), self.max_interval_s)
+        if elapsed_s >= table.end:
+            interval = self.tail_share * elapsed_s
+            return min(max(interval, self.min_interval_s), self.max_interval_s)
+        return self._scan(fit, elapsed_s)
 
-    def remaining(self, model: str, elapsed_s: float) -> float | None:
-        """Expected seconds until a task of this model, `elapsed_s` old, is done."""
-        fit = self._fits.get(model)
-        return fit.dist.mean_remaining(elapsed_s) if fit else None
+    def _scan(self, fit: _Fit, t: float) -> float:
+        """From the last query at `t`: the first grid time where the wait reaches the interval
+        wanted there, or where the delay this interval adds to a task still running at `t`
+        reaches `step_delay` x the target."""
+        table = fit.table
+        area, running = table.area_after(t), table.survival_at(t)
+        budget = self.step_delay * fit.target * running
+        longest = min(self.max_interval_s, self.interval_share * max(t, fit.median))
+        first = bisect.bisect_left(table.at, t + self.min_interval_s)
+        for i in range(first, len(table.at)):
+            wait = table.at[i] - t
+            added = wait * running - (area - table.tail[i])  # ∫ (at_i - u) f(u) du from t
+            if wait >= fit.wanted[i] or added >= budget:
+                return min(wait, longest)
+        return min(max(table.end - t, self.min_interval_s), longest)
 
-    def typical(self, model: str) -> float | None:
-        """The mean duration of a task of this model, from history."""
-        fit = self._fits.get(model)
-        return fit.dist.mean_remaining(0.0) if fit else None
+    def remaining(self, key: str, elapsed_s: float) -> float | None:
+        """Expected seconds until a task of this key (or model), `elapsed_s` old, is done."""
+        fit = self._fit(key)
+        return fit.table.mean_remaining(elapsed_s) if fit else None
+
+    def typical(self, key: str) -> float | None:
+        """The mean duration of a task of this key (or model), from history."""
+        fit = self._fit(key)
+        return fit.table.mean if fit else None
 
 
 class QueryLimiter:

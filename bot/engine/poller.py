@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.engine.jobs import AT_PROVIDER, Job, JobState
-from bot.engine.poll_policy import PollPolicy, QueryLimiter
+from bot.engine.poll_policy import PollPolicy, QueryLimiter, history_key
 from bot.engine.store import Store
 from bot.errors import ApiError, StorageError
 from bot.provider.client import DashScope
@@ -70,8 +70,8 @@ class Poller:
             self._polls[job.id] = 0
         now = self.clock.now()
         elapsed = now - (job.submitted_at or now)
-        self._due[job.id] = now + self.policy.next_delay(job.model, elapsed,
-                                                         self._polls.get(job.id, 0))
+        key = history_key(job.model, job.options)
+        self._due[job.id] = now + self.policy.next_delay(key, elapsed, self._polls.get(job.id, 0))
         self._wake.set()
 
     def now(self, job: Job) -> None:

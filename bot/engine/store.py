@@ -26,6 +26,7 @@ from bot.engine.jobs import (
     JobState,
     QueuedJob,
 )
+from bot.engine.poll_policy import history_key
 from bot.engine.records import Record
 from bot.errors import StorageError
 
@@ -297,6 +298,20 @@ class Store:
         )
         async with self.db.execute(sql, (model, limit)) as cur:
             return [float(r[0]) for r in await cur.fetchall()]
+
+    async def durations_by_key(self, model: str, limit: int = 1000) -> dict[str, list[float]]:
+        """A model's latest durations (newest first) grouped by what drives them: its history
+        keys (resolution or size, video length, mode; see `history_key`)."""
+        sql = (
+            "SELECT options, provider_seconds FROM jobs WHERE model = ?"
+            " AND provider_seconds IS NOT NULL ORDER BY finished_at DESC LIMIT ?"
+        )
+        grouped: dict[str, list[float]] = {}
+        async with self.db.execute(sql, (model, limit)) as cur:
+            for options, seconds in await cur.fetchall():
+                key = history_key(model, json.loads(options))
+                grouped.setdefault(key, []).append(float(seconds))
+        return grouped
 
     async def last_admitted(self, model: str, column: str) -> dict[str, float]:
         """When each user (or team) last had a job of this model sent to the provider."""

@@ -21,7 +21,8 @@ DEFAULT_ERRORS = {
     503: ("ServiceUnavailable", "The service is temporarily unavailable, please try later."),
 }
 
-Seconds = float | Callable[[str], float]  # fixed, or drawn per task from the model's name
+# fixed, or drawn per task from the model's name (bot.sim.durations draws named shapes)
+Seconds = float | Callable[[str], float]
 
 
 class ManualClock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from bot.engine import Job, JobState, Store
+from bot.engine.poll_policy import history_key
 from bot.engine.store import MIGRATIONS
 
 
@@ -91,6 +92,22 @@ async def test_durations_newest_first_and_fairness_facts(tmp_path):
     assert await store.durations("wan2.2-kf2v-flash") == [120.0, 110.0, 100.0]
     assert await store.last_admitted("wan2.2-kf2v-flash", "user_id") == {
         "u0": 10.0, "u1": 11.0, "u2": 12.0}
+    await store.close()
+
+
+async def test_durations_grouped_by_what_drives_them(tmp_path):
+    """Durations come back per history key, newest first; a seed does not split them."""
+    store = await Store.open(tmp_path / "a.db")
+    rows = [("480P", 1, 30.0), ("1080P", 2, 90.0), ("480P", 3, 31.0), ("1080P", 4, 95.0)]
+    for i, (resolution, seed, secs) in enumerate(rows):
+        await store.insert_job(make_job(f"j{i}", options={"resolution": resolution, "seed": seed},
+                                        finished_at=20.0 + i, provider_seconds=secs))
+    await store.insert_job(make_job("running", options={"resolution": "480P"}))
+    model = "wan2.2-kf2v-flash"
+    assert await store.durations_by_key(model) == {
+        history_key(model, {"resolution": "1080P"}): [95.0, 90.0],
+        history_key(model, {"resolution": "480P"}): [31.0, 30.0],
+    }
     await store.close()
 
 
