@@ -75,6 +75,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE team_settings (team_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
     """,
+    # 3: an index for every query on the admission and submit paths, so their cost does not
+    # grow with history: when each team and user was last served (read at start), a team's
+    # usage today, and a person's unfinished jobs.
+    f"""
+    CREATE INDEX jobs_user_served ON jobs (model, user_id, submitted_at)
+        WHERE submitted_at IS NOT NULL;
+    CREATE INDEX jobs_team_served ON jobs (model, team_id, submitted_at)
+        WHERE submitted_at IS NOT NULL;
+    CREATE INDEX jobs_team_day ON jobs (team_id, created_at);
+    CREATE INDEX jobs_unfinished ON jobs (team_id, user_id) WHERE state NOT IN {TERMINAL_SQL};
+    """,
 )
 
 
