@@ -228,6 +228,13 @@ class Store:
         async with self.db.execute(sql, (model,)) as cur:
             return [QueuedJob(*row) for row in await cur.fetchall()]
 
+    async def progress_refs(self, state: JobState) -> list[tuple[str, str, dict[str, Any]]]:
+        """(id, model, progress reference) of the jobs in `state` that have one, read light."""
+        sql = ("SELECT id, model, progress_ref FROM jobs"
+               " WHERE state = ? AND progress_ref IS NOT NULL ORDER BY created_at")
+        async with self.db.execute(sql, (str(state),)) as cur:
+            return [(str(r[0]), str(r[1]), json.loads(r[2])) for r in await cur.fetchall()]
+
     async def count_in(self, states: Iterable[JobState], model: str) -> int:
         states = [str(s) for s in states]
         sql = (f"SELECT COUNT(*) FROM jobs WHERE state IN ({', '.join('?' for _ in states)})"
