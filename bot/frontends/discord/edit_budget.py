@@ -17,6 +17,9 @@ from collections import deque
 CHANNEL_EDITS = 4  # per channel per interval: Discord allows 5 per 5 s
 GLOBAL_EDITS_PER_S = 25.0  # at a 5 s interval: half of Discord's 50/s per bot
 DEFAULT_INTERVAL_S = 5.0  # shorter intervals (tests) compress every window alike
+# Discord's window opens when a request arrives, ours when it leaves: our windows are longer
+# by this factor, so requests delayed on the way cannot crowd into one of Discord's windows.
+WINDOW_MARGIN = 1.3
 
 
 class SlidingWindow:
@@ -50,7 +53,7 @@ class EditQueue:
     def __init__(self, interval_s: float) -> None:
         scale = interval_s / DEFAULT_INTERVAL_S
         self.interval_s = interval_s
-        self._global = SlidingWindow(round(GLOBAL_EDITS_PER_S), scale)
+        self._global = SlidingWindow(round(GLOBAL_EDITS_PER_S), scale * WINDOW_MARGIN)
         self._channels: dict[str, SlidingWindow] = {}
         self._ready: dict[str, list[tuple[int, int, str]]] = {}  # channel -> (urgency, seq, job)
         self._later: list[tuple[float, int, int, str]] = []  # (ready at, urgency, seq, job)
@@ -145,5 +148,6 @@ class EditQueue:
     def _window(self, channel: str) -> SlidingWindow:
         window = self._channels.get(channel)
         if window is None:
-            window = self._channels[channel] = SlidingWindow(CHANNEL_EDITS, self.interval_s)
+            window = self._channels[channel] = SlidingWindow(CHANNEL_EDITS,
+                                                             self.interval_s * WINDOW_MARGIN)
         return window
