@@ -47,17 +47,19 @@ class QueuePlaces:
         if job_id in self._model and place is not None:
             self._shown[job_id] = place_text(place)
 
-    def changed(self, limit: int) -> list[tuple[str, int]]:
-        """Up to `limit` followed jobs whose shown place is out of date, with their urgency."""
-        found: list[tuple[str, int]] = []
+    def changed(self, limit: int) -> tuple[int, list[tuple[str, int]]]:
+        """Look at up to `limit` places that may have moved: how many were looked at, and the
+        followed jobs whose shown place is out of date, with their urgency."""
+        looked, found = 0, []
         for model, due in self._due.items():
             queue = self.queues.get(model)
             if self._seen.get(model) == queue.version:
                 continue
-            while due and due[0][0] <= queue.version and len(found) < limit:
+            while due and due[0][0] <= queue.version and looked < limit:
                 version, job_id = heapq.heappop(due)
                 if self._next.get(job_id) != version:
                     continue  # stale, or no longer followed
+                looked += 1
                 place = queue.position(job_id)
                 if place is None:
                     self._next.pop(job_id)  # left the queue: its state change tells the rest
@@ -67,7 +69,7 @@ class QueuePlaces:
                     found.append((job_id, NEAR if place <= 2 * EXACT_PLACES else FAR))
             if not due or due[0][0] > queue.version:
                 self._seen[model] = queue.version  # all looked at for this version
-        return found
+        return looked, found
 
     def _schedule(self, job_id: str, model: str, version: int) -> None:
         self._next[job_id] = version
