@@ -47,7 +47,7 @@ from bot.engine import AT_PROVIDER, Engine, Job, JobRequest, JobState, Store
 from bot.engine.fairness import fair_order
 from bot.engine.store import _to_columns
 from bot.frontends.discord.edit_budget import CHANNEL_EDITS
-from bot.frontends.discord.progress import CHECKS_PER_PASS
+from bot.frontends.discord.progress import PLACES_BUDGET_S
 from bot.frontends.discord.queue_places import QueuePlaces
 from bot.provider import catalog
 from bot.provider.tasks import Task, TaskStatus
@@ -209,9 +209,9 @@ async def measure_ours(store: Store, folder: Path, rng: random.Random) -> dict[s
 async def board_pass(places: QueuePlaces, engine: Engine) -> int:
     """What the progress board does after the queue moved: look at the places that may have
     changed, in chunks as its edit loop does; the number of edits that asks for."""
-    queue, asked, looked = engine.queues.get(MODEL), 0, CHECKS_PER_PASS
-    while looked >= CHECKS_PER_PASS:
-        looked, changed = places.changed(CHECKS_PER_PASS)
+    queue, asked, more = engine.queues.get(MODEL), 0, True
+    while more:
+        more, changed = places.changed(PLACES_BUDGET_S)
         for job_id, _urgency in changed:
             places.shown(job_id, queue.position(job_id))  # as if edited
         asked += len(changed)

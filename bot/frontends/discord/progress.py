@@ -38,7 +38,7 @@ AT_PROVIDER = (JobState.PENDING, JobState.RUNNING)
 TOKEN_DEAD = 401  # an interaction's token past its 15 minutes (code 50027)
 STATE_CHANGE, REFRESH = 0, 1  # urgencies (places in line: queue_places.NEAR and FAR)
 CONCURRENT_EDITS = 8
-CHECKS_PER_PASS = 50  # places looked at per pass of the edit loop (~5 ms at 50,000 queued)
+PLACES_BUDGET_S = 0.005  # CPU per pass of the edit loop for looking at places in line
 EXPECTED_SLACK = 0.2  # "Expected" moves when the estimate is off by this share of the wait...
 EXPECTED_MIN_S = 60.0  # ...and by at least this much
 
@@ -165,11 +165,11 @@ class ProgressBoard:
 
     def _check_places(self) -> bool:
         """Ask for the edits of places that changed; whether more may be left to look at."""
-        looked, changed = self.places.changed(CHECKS_PER_PASS)
+        more, changed = self.places.changed(PLACES_BUDGET_S)
         for job_id, urgency in changed:
             if job_id in self._refs and job_id not in self._gone:
                 self._ask(job_id, urgency)
-        return looked >= CHECKS_PER_PASS
+        return more
 
     def _start_edits(self) -> None:
         while len(self._editing) < CONCURRENT_EDITS:

@@ -10,6 +10,7 @@ front on every change, the thousandth job every hundred. Each look costs one `po
 from __future__ import annotations
 
 import heapq
+import time
 
 from bot.engine.queue import Queues
 from bot.frontends.discord.job_messages import EXACT_PLACES, place_text
@@ -47,19 +48,20 @@ class QueuePlaces:
         if job_id in self._model and place is not None:
             self._shown[job_id] = place_text(place)
 
-    def changed(self, limit: int) -> tuple[int, list[tuple[str, int]]]:
-        """Look at up to `limit` places that may have moved: how many were looked at, and the
-        followed jobs whose shown place is out of date, with their urgency."""
-        looked, found = 0, []
+    def changed(self, budget_s: float) -> tuple[bool, list[tuple[str, int]]]:
+        """Look at places that may have moved, for about `budget_s` of CPU (the event loop
+        waits meanwhile): whether some are left to look at, and the followed jobs whose shown
+        place is out of date, with their urgency."""
+        stop_at = time.perf_counter() + budget_s
+        found: list[tuple[str, int]] = []
         for model, due in self._due.items():
             queue = self.queues.get(model)
             if self._seen.get(model) == queue.version:
                 continue
-            while due and due[0][0] <= queue.version and looked < limit:
+            while due and due[0][0] <= queue.version and time.perf_counter() < stop_at:
                 version, job_id = heapq.heappop(due)
                 if self._next.get(job_id) != version:
                     continue  # stale, or no longer followed
-                looked += 1
                 place = queue.position(job_id)
                 if place is None:
                     self._next.pop(job_id)  # left the queue: its state change tells the rest
@@ -69,7 +71,7 @@ class QueuePlaces:
                     found.append((job_id, NEAR if place <= 2 * EXACT_PLACES else FAR))
             if not due or due[0][0] > queue.version:
                 self._seen[model] = queue.version  # all looked at for this version
-        return looked, found
+        return time.perf_counter() >= stop_at, found
 
     def _schedule(self, job_id: str, model: str, version: int) -> None:
         self._next[job_id] = version

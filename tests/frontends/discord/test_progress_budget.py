@@ -137,3 +137,12 @@ async def test_a_waiting_jobs_expected_time_holds_still(stack: Stack) -> None:
             await bot.progress.on_update(await bot.engine.update_for(await stack.job(job_id)))
         await bot.progress.settle()
         assert len(stack.fake.requests_to("PATCH", EDITS)) == before
+
+
+def test_places_are_exact_near_the_front_and_coarse_further_back() -> None:
+    """The first ten places are exact; behind them the jobs ahead, rounded down coarsely."""
+    from bot.frontends.discord.job_messages import place_text
+
+    shown = [place_text(p) for p in (1, 10, 11, 26, 1234)]
+    assert shown == ["1st in line", "10th in line", "10+ jobs ahead", "20+ jobs ahead",
+                     "1000+ jobs ahead"]
