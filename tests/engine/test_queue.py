@@ -12,7 +12,6 @@ from bot.engine.fairness import fair_order
 from bot.engine.jobs import QueuedJob
 from bot.engine.queue import Entry, ModelQueue
 from bot.provider.client import DashScope
-from bot.sim.server import SimConfig
 from tests.engine_support import SCALE, Rig, kf2v_request, settings_for
 
 MODEL = "wan2.2-kf2v-flash"
@@ -95,19 +94,10 @@ def test_a_job_not_queued_has_no_place():
 
 
 @pytest.fixture
-def clock() -> ScaledClock:
-    return ScaledClock(SCALE)
-
-
-@pytest.fixture
-def sim_config(clock: ScaledClock) -> SimConfig:
-    return SimConfig(clock=clock.now, time_scale=1.0, pending_s=2.0, running_s=60.0)
-
-
-@pytest.fixture
-async def rig(sim, session, tmp_path, clock) -> Rig:
+async def rig(sim, session, tmp_path) -> Rig:
+    """An engine rig with one slot; its engines are not started (no polling)."""
     settings = settings_for(sim, tmp_path, concurrency={MODEL: 1})
-    return Rig(sim, tmp_path / "jobs.sqlite3", clock, settings, session)
+    return Rig(sim, tmp_path / "jobs.sqlite3", ScaledClock(SCALE), settings, session)
 
 
 async def places(engine: Engine, ids: list[str]) -> list[int | None]:
