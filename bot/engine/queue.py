@@ -51,8 +51,7 @@ class ModelQueue:
         self._teams: list[tuple[Key, str]] = []  # every team's key (and stale ones)
         self._users: dict[str, list[tuple[Key, str]]] = {}  # per team: its users' keys
         self._oldest: dict[str, list[tuple[float, int, str]]] = {}  # per team: users' heads
-        self.admissions = 0  # jobs admitted so far: how far the queue has moved
-        self.version = 0  # changes of any kind so far
+        self.version = 0  # changes so far (adds, admissions, removals): places may have moved
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,7 +71,8 @@ class ModelQueue:
         self.version += 1
 
     def remove(self, job_id: str) -> Entry | None:
-        """Take a job out (canceled, failed); None if it was not queued."""
+        """Take a job out (canceled, failed): the entry, under the team its user is counted in
+        (that of the user's oldest job); None if it was not queued."""
         entry = self._entries.pop(job_id, None)
         if entry is None:
             return None
@@ -98,7 +98,6 @@ class ModelQueue:
             self._push_team(entry.team_id)
         if entry.user_id in self._user_team:
             self._push_user(entry.user_id)
-        self.admissions += 1
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -233,13 +232,15 @@ class Queues:
 
     async def load(self, store: Store, models: Iterable[str]) -> None:
         """Read each model's queue and when each team and user was last served."""
-        self._models.clear()
         for model in models:
             teams = await store.last_admitted(model, "team_id")
             users = await store.last_admitted(model, "user_id")
-            queue = self._models[model] = ModelQueue(teams, users)
+            queue = ModelQueue(teams, users)
             for job in await store.queued(model):
                 queue.add(self._entry(job))
+            if (before := self._models.get(model)) is not None:
+                queue.version += before.version  # versions only grow: readers compare them
+            self._models[model] = queue
         self.loaded = True
 
     def get(self, model: str) -> ModelQueue:

@@ -63,8 +63,8 @@ class QueuePlaces:
                 if self._next.get(job_id) != version:
                     continue  # stale, or no longer followed
                 place = queue.position(job_id)
-                if place is None:
-                    self._next.pop(job_id)  # left the queue: its state change tells the rest
+                if place is None:  # it left the queue (its state change will say so and drop
+                    self._schedule(job_id, model, queue.version + 1)  # it), or none is read yet
                     continue
                 self._schedule(job_id, model, queue.version + _patience(place))
                 if place_text(place) != self._shown.get(job_id):

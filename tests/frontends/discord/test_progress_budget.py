@@ -146,3 +146,23 @@ def test_places_are_exact_near_the_front_and_coarse_further_back() -> None:
     shown = [place_text(p) for p in (1, 10, 11, 26, 1234)]
     assert shown == ["1st in line", "10th in line", "10+ jobs ahead", "20+ jobs ahead",
                      "1000+ jobs ahead"]
+
+
+async def test_a_restart_brings_waiting_jobs_places_up_to_date(stack: Stack) -> None:
+    """A job ahead was canceled while the bot was down: after the restart the message of the
+    job behind it moves up a place."""
+    stack.sim.config.running_s = LONG_S
+    async with stack.start(concurrency={MODEL: 1}) as bot:
+        ids = await queue_jobs(stack, bot, 3, [str(stack.channel_id)])
+        await stack.wait_state(JobState.RUNNING)
+        await bot.progress.settle()
+        await stack.crash()
+    store = await Store.open(stack.settings.database_path)
+    await store.update_job(ids[1], state=JobState.CANCELED, finished_at=1.0)
+    last = await store.get_job(ids[2])
+    await store.close()
+    assert last is not None and last.progress_ref is not None
+    async with stack.start(concurrency={MODEL: 1}):
+        await stack.fake.wait_for_edit(
+            stack.channel_id, lambda m: "Queued: 1st in line" in str(m.embeds),
+            message_id=int(last.progress_ref.message_id))
