@@ -32,6 +32,9 @@ class QueuePlaces:
     def __contains__(self, job_id: str) -> bool:
         return job_id in self._model
 
+    def __len__(self) -> int:
+        return len(self._model)
+
     def follow(self, job_id: str, model: str) -> None:
         """A queued job with a message: look at its place at the next check."""
         self._model[job_id] = model
