@@ -103,7 +103,7 @@ class Engine:
     async def start(self) -> None:
         for model in catalog.MODELS:
             await self._learn(model)
-        await self.queues.load(self.store, catalog.MODELS)
+        await self._queues_loaded()
         await self._recover()
         self._loops = [
             asyncio.create_task(self._admit_loop(), name="engine-admit"),
@@ -208,8 +208,7 @@ class Engine:
 
     async def _queues_loaded(self) -> None:
         """Read the queues from the store once (an engine not started reads them on first use)."""
-        if not self.queues.loaded:
-            await self.queues.load(self.store, catalog.MODELS)
+        await self.queues.load(self.store, catalog.MODELS)
 
     def slots(self, model: str) -> int:
         """How many tasks of a model may run at once for this account."""

@@ -11,6 +11,7 @@ from the sizes of the queues ahead of it in those cycles, without walking the qu
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from bisect import bisect_left, insort
@@ -21,6 +22,7 @@ from bot.engine.jobs import Job, JobState, QueuedJob
 from bot.engine.store import Store
 
 NEVER = float("-inf")  # the turn of a team or user never served: before everyone
+LOAD_CHUNK = 5000  # jobs read into a queue between two turns of the event loop
 
 
 class Entry(NamedTuple):
@@ -228,20 +230,27 @@ class Queues:
     def __init__(self) -> None:
         self._models: dict[str, ModelQueue] = {}
         self._seq = itertools.count()
+        self._loading = asyncio.Lock()
         self.loaded = False
 
     async def load(self, store: Store, models: Iterable[str]) -> None:
-        """Read each model's queue and when each team and user was last served."""
-        for model in models:
-            teams = await store.last_admitted(model, "team_id")
-            users = await store.last_admitted(model, "user_id")
-            queue = ModelQueue(teams, users)
-            for job in await store.queued(model):
-                queue.add(self._entry(job))
-            if (before := self._models.get(model)) is not None:
-                queue.version += before.version  # versions only grow: readers compare them
-            self._models[model] = queue
-        self.loaded = True
+        """Read each model's queue and when each team and user was last served, once: from
+        then on the events keep it. Callers that come meanwhile wait for the first read."""
+        async with self._loading:
+            if self.loaded:
+                return
+            for model in models:
+                teams = await store.last_admitted(model, "team_id")
+                users = await store.last_admitted(model, "user_id")
+                queue = ModelQueue(teams, users)
+                for n, job in enumerate(await store.queued(model), start=1):
+                    queue.add(self._entry(job))
+                    if n % LOAD_CHUNK == 0:
+                        await asyncio.sleep(0)  # a long queue must not stall the event loop
+                if (before := self._models.get(model)) is not None:
+                    queue.version += before.version  # versions only grow: readers compare them
+                self._models[model] = queue
+            self.loaded = True
 
     def get(self, model: str) -> ModelQueue:
         return self._models.setdefault(model, ModelQueue({}, {}))
