@@ -93,11 +93,11 @@ class ProgressBoard:
                        asyncio.create_task(self._run(), name="progress-edits")]
 
     async def settle(self) -> None:
-        """Wait until every edit that is due was made (or skipped: nothing shown changed)."""
-        while self.edits:
-            self._idle.clear()
-            self._wake.set()
-            await self._idle.wait()
+        """Wait until every edit that is due was made (or skipped: nothing shown changed),
+        places that may have moved included."""
+        self._idle.clear()
+        self._wake.set()
+        await self._idle.wait()  # set after a pass that left no edit waiting
 
     async def close(self, *, settle_s: float = 0.0) -> None:
         """Stop; first give pending edits up to `settle_s` to go out."""

@@ -103,13 +103,14 @@ async def test_deliveries_are_not_held_up_by_edits(limited: Stack) -> None:
 
 
 async def test_edits_per_channel_and_per_message_stay_bounded(stack: Stack) -> None:
-    """300 queued jobs in one channel: at most 4 edits per interval there, and no message
-    edited twice within an interval, however often the places move."""
+    """300 queued jobs in one channel: within Discord's 5 edits per interval there (the
+    board sends 4; the fifth place is for requests delayed on the way), and no message edited
+    twice within an interval, however often the places move."""
     await busy_queue(stack, 300, rooms=1, run_s=2.0)
     edits = stack.fake.requests_to("PATCH", EDITS)
     [per_channel] = edits_by(edits, 2).values()
     assert len(per_channel) >= CHANNEL_EDITS
-    assert most_in_a_window(per_channel, PROGRESS_INTERVAL_S * 0.8) <= CHANNEL_EDITS
+    assert most_in_a_window(per_channel, PROGRESS_INTERVAL_S * 0.8) <= CHANNEL_EDITS + 1
     gaps = [b - a for times in edits_by(edits, 4).values()
             for a, b in itertools.pairwise(sorted(times))]
     assert min(gaps, default=PROGRESS_INTERVAL_S) >= PROGRESS_INTERVAL_S * 0.9
