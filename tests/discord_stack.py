@@ -38,6 +38,7 @@ from tests.fakediscord import (
     FakeRole,
     FakeUpload,
     InteractionRecord,
+    RateLimits,
     connected_bot,
     run_fake_discord,
 )
@@ -272,13 +273,15 @@ def _settings(fake: FakeDiscord, sim: Simulator, tmp_path: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def open_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    """The simulator, the fake Discord and a media server; no bot yet (``stack.start()``)."""
+async def open_stack(tmp_path: Path,
+                     rate_limits: RateLimits | None = None) -> AsyncIterator[Stack]:
+    """The simulator, the fake Discord (enforcing `rate_limits` if given) and a media server;
+    no bot yet (``stack.start()``)."""
     clock = ScaledClock(SCALE)
     config = SimConfig(clock=clock.now, time_scale=1.0, pending_s=2.0, running_s=60.0)
     async with (
         run_simulator(config) as sim,
-        run_fake_discord() as fake,
+        run_fake_discord(rate_limits=rate_limits) as fake,
         run_media_server() as media,
         aiohttp.ClientSession() as session,
     ):

@@ -18,11 +18,11 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.engine.fairness import fair_order
 from bot.engine.guard import StorageGuard
-from bot.engine.jobs import AT_PROVIDER, Job, JobRequest, JobState, QueuedJob, new_job_id
+from bot.engine.jobs import AT_PROVIDER, Job, JobRequest, JobState, new_job_id
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
+from bot.engine.queue import Queues
 from bot.engine.records import ProgressRef
 from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
@@ -89,6 +89,7 @@ class Engine:
                                      found=self._record_task, not_sent=self._resend,
                                      lost=self._lost, spawn=self._spawn,
                                      sending=self.submitter.sending)
+        self.queues = Queues()  # every model's queue, in memory, in fair order
         self._listeners: list[Listener] = []
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
@@ -111,6 +112,7 @@ class Engine:
     async def start(self) -> None:
         for model in catalog.MODELS:
             await self._learn(model)
+        await self._queues_loaded()
         await self._recover()
         self._loops = [
             self.guard.start(self._admit_loop(), name="engine-admit"),
@@ -150,6 +152,7 @@ class Engine:
 
         `check` (a team's limits) runs under a lock with the insert, so requests made at the
         same moment cannot pass a limit together."""
+        await self._queues_loaded()
         async with self._submit_lock:
             now = self.clock.now()
             if check is not None:
@@ -161,6 +164,7 @@ class Engine:
             except StorageError as exc:
                 self.guard.fail(exc)  # the front end hears it as well (raised to its caller)
                 raise
+            self.queues.update(job)
         log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
         update = await self.update_for(job)
         await self._emit(job)
@@ -176,7 +180,6 @@ class Engine:
             job, JobState.CANCELED, expect=[JobState.QUEUED], error_code="Canceled",
             finished_at=self.clock.now(),
         ):
-            await self._emit_queue(job.model)
             return CancelOutcome.DROPPED
         job = await self.store.get_job(job_id) or job
         if job.terminal or job.state is JobState.DELIVERING:
@@ -195,39 +198,37 @@ class Engine:
     async def set_progress_ref(self, job_id: str, ref: ProgressRef) -> Job | None:
         return await self.store.update_job(job_id, progress_ref=ref)
 
-    async def update_for(self, job: Job, order: list[QueuedJob] | None = None) -> JobUpdate:
+    async def update_for(self, job: Job) -> JobUpdate:
         """The job as a front end shows it: place in the queue, elapsed time and ETA."""
+        await self._queues_loaded()
+        position = self.queues.position(job) if job.state is JobState.QUEUED else None
+        return self._update(job, position)
+
+    async def updates_for(self, jobs: list[Job]) -> list[JobUpdate]:
+        return [await self.update_for(j) for j in jobs]
+
+    async def queue(self) -> dict[str, list[JobUpdate]]:
+        """What is waiting, by model, in admission order."""
+        await self._queues_loaded()
+        result: dict[str, list[JobUpdate]] = {}
+        for model in self.queues.waiting():
+            rows = {j.id: j for j in await self.store.jobs_in([JobState.QUEUED], model)}
+            order = [rows[i] for i in self.queues.get(model).front() if i in rows]
+            result[model] = [self._update(j, place) for place, j in enumerate(order, start=1)]
+        return result
+
+    def _update(self, job: Job, position: int | None) -> JobUpdate:
         now = self.clock.now()
-        position = eta = None
+        eta = None
         if job.state is JobState.QUEUED:
-            order = order if order is not None else await self._queue_order(job.model)
-            ids = [j.id for j in order]
-            position = ids.index(job.id) + 1 if job.id in ids else None
             eta = self._queued_eta(job.model, (position or 1) - 1)
         elif job.state in AT_PROVIDER and job.submitted_at:
             eta = self.policy_remaining(job.model, now - job.submitted_at)
         return JobUpdate(job, position, max(0.0, now - job.created_at), eta)
 
-    async def updates_for(self, jobs: list[Job]) -> list[JobUpdate]:
-        """`update_for` of many jobs, reading each model's queue order once."""
-        orders: dict[str, list[QueuedJob]] = {}
-        for model in {j.model for j in jobs if j.state is JobState.QUEUED}:
-            orders[model] = await self._queue_order(model)
-        return [await self.update_for(j, orders.get(j.model)) for j in jobs]
-
-    async def queue(self) -> dict[str, list[JobUpdate]]:
-        """What is waiting, by model, in admission order."""
-        result: dict[str, list[JobUpdate]] = {}
-        for model in await self.store.models_in(JobState.QUEUED):
-            order, jobs = await self._queued_jobs(model)
-            result[model] = [await self.update_for(j, order) for j in jobs]
-        return result
-
-    async def _queued_jobs(self, model: str) -> tuple[list[QueuedJob], list[Job]]:
-        """A model's queue order, and its jobs in that order (one read of the rows)."""
-        order = await self._queue_order(model)
-        rows = {j.id: j for j in await self.store.jobs_in([JobState.QUEUED], model)}
-        return order, [rows[q.id] for q in order if q.id in rows]
+    async def _queues_loaded(self) -> None:
+        """Read the queues from the store once (an engine not started reads them on first use)."""
+        await self.queues.load(self.store, catalog.MODELS)
 
     def slots(self, model: str) -> int:
         """How many tasks of a model may run at once for this account."""
@@ -261,23 +262,18 @@ class Engine:
         return min(waits) if waits else None
 
     async def _admit_all(self) -> None:
-        for model in await self.store.models_in(JobState.QUEUED):
+        """Give each model's free slots to the first jobs in its queue (a few heap steps each)."""
+        for model in self.queues.waiting():
             if self._blocked.get(model, 0) > self.clock.now():
                 continue
             free = self.slots(model) - await self.store.count_in(AT_PROVIDER, model)
-            if free <= 0:
-                continue
-            for queued in (await self._queue_order(model))[:free]:
-                await self._admit(queued.id)
-            self._spawn(self._emit_queue(model))  # places moved; off the admission path
-
-    async def _queue_order(self, model: str) -> list[QueuedJob]:
-        queued = await self.store.queued(model)
-        if not queued:
-            return []
-        teams = await self.store.last_admitted(model, "team_id")
-        users = await self.store.last_admitted(model, "user_id")
-        return fair_order(queued, teams, users)
+            queue = self.queues.get(model)
+            for _ in range(max(0, free)):
+                job_id = queue.peek()
+                if job_id is None:
+                    break
+                await self._admit(job_id)
+                queue.remove(job_id)  # if it was no longer queued in the store after all
 
     async def _admit(self, job_id: str) -> None:
         job = await self.store.get_job(job_id)
@@ -480,26 +476,19 @@ class Engine:
             job.id, expect=expect, state=state, updated_at=self.clock.now(), **changes
         )
         if saved is not None:
+            self.queues.update(saved)
             await self._emit(saved)
         return saved
 
-    async def _emit(self, job: Job, order: list[QueuedJob] | None = None) -> None:
+    async def _emit(self, job: Job) -> None:
         if not self._listeners:
             return
-        update = await self.update_for(job, order)
+        update = await self.update_for(job)
         for listener in list(self._listeners):
             try:
                 await listener(update)
             except Exception:
                 log.exception("listener failed on job %s", job.id)
-
-    async def _emit_queue(self, model: str) -> None:
-        """Tell every queued job of a model its new place."""
-        if not self._listeners:
-            return
-        order, jobs = await self._queued_jobs(model)
-        for job in jobs:
-            await self._emit(job, order)
 
     def _queued_eta(self, model: str, ahead: int) -> float | None:
         typical = self.policy.typical(model)

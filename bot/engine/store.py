@@ -85,6 +85,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN sends TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: an index for every query on the admission and submit paths, so their cost does not
+    # grow with history: when each team and user was last served (read at start), a team's
+    # usage today, and a person's unfinished jobs.
+    f"""
+    CREATE INDEX jobs_user_served ON jobs (model, user_id, submitted_at)
+        WHERE submitted_at IS NOT NULL;
+    CREATE INDEX jobs_team_served ON jobs (model, team_id, submitted_at)
+        WHERE submitted_at IS NOT NULL;
+    CREATE INDEX jobs_team_day ON jobs (team_id, created_at);
+    CREATE INDEX jobs_unfinished ON jobs (team_id, user_id) WHERE state NOT IN {TERMINAL_SQL};
+    """,
 )
 
 
@@ -276,6 +287,13 @@ class Store:
                " WHERE state = 'queued' AND model = ? ORDER BY created_at")
         async with self.db.execute(sql, (model,)) as cur:
             return [QueuedJob(*row) for row in await cur.fetchall()]
+
+    async def progress_refs(self, state: JobState) -> list[tuple[str, str, dict[str, Any]]]:
+        """(id, model, progress reference) of the jobs in `state` that have one, read light."""
+        sql = ("SELECT id, model, progress_ref FROM jobs"
+               " WHERE state = ? AND progress_ref IS NOT NULL ORDER BY created_at")
+        async with self.db.execute(sql, (str(state),)) as cur:
+            return [(str(r[0]), str(r[1]), json.loads(r[2])) for r in await cur.fetchall()]
 
     async def count_in(self, states: Iterable[JobState], model: str) -> int:
         states = [str(s) for s in states]

@@ -4,14 +4,16 @@ Start it with ``run_fake_discord()``, run a bot against it with ``connected_bot(
 inject interactions (``slash``, ``click``, ``submit_modal``) and assert on what the bot did:
 ``fake.messages`` (per channel), ``fake.requests`` (every HTTP call), ``InteractionRecord``.
 Real behaviours emulated: the 3 s ack deadline (10062), 15 min interaction tokens (50027),
-double acknowledgement (40060), upload limits (413 / 40005) and injected 429s / 5xx.
+double acknowledgement (40060), upload limits (413 / 40005), injected 429s / 5xx and, opt-in
+(``rate_limits=RateLimits(...)``), Discord's per-route and global rate limits.
 
 Modules, one job each: ``model`` (Discord's objects), ``wire`` (HTTP plumbing, faults),
 ``records`` (what was seen, waiters), ``state`` (in-memory store), ``gateway`` (websocket),
 ``interactions`` (injected interactions and their webhooks), ``rest`` (bot-token routes),
-``server`` (the app and ``connected_bot``).
+``limits`` (rate limits), ``server`` (the app and ``connected_bot``).
 """
 
+from tests.fakediscord.limits import RateLimits
 from tests.fakediscord.model import (
     ACK_DEADLINE_S,
     ADMINISTRATOR,
@@ -79,6 +81,7 @@ __all__ = [
     "GatewaySession",
     "InteractionRecord",
     "Json",
+    "RateLimits",
     "RecordedRequest",
     "connected_bot",
     "default_members",

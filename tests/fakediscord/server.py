@@ -16,6 +16,7 @@ from aiohttp import web
 
 from tests.fake_support import serve_on_loopback
 from tests.fakediscord.interactions import InteractionRoutes
+from tests.fakediscord.limits import Limiter, RateLimits
 from tests.fakediscord.model import API_PREFIX, DEFAULT_TOKEN, MAX_BODY_BYTES, FakeGuild
 from tests.fakediscord.rest import RestRoutes
 from tests.fakediscord.wire import (
@@ -43,8 +44,11 @@ class FakeDiscord(InteractionRoutes, RestRoutes):
         token: str = DEFAULT_TOKEN,
         bot_name: str = "wanbot",
         owner: str = "carol",
+        rate_limits: RateLimits | None = None,
     ) -> None:
         super().__init__(guilds, token=token, bot_name=bot_name, owner=owner)
+        # Opt-in: Discord's per-route and global limits, with real 429s and headers.
+        self.limiter = Limiter(rate_limits) if rate_limits is not None else None
         self._by_token = {}
         self._modals = {}
         self._tasks = set()
@@ -139,13 +143,18 @@ class FakeDiscord(InteractionRoutes, RestRoutes):
         if fault is not None:
             fault.remaining, fault.hits = fault.remaining - 1, fault.hits + 1
             return fault.response(bucket)
+        limiter = self.limiter if request.path.startswith(API_PREFIX) else None
+        if limiter is not None and (refused := limiter.check(request, bucket)) is not None:
+            return refused
         try:
             self._authorize(request)
             response = await handler(request)
         except ApiError as exc:
             response = exc.response()
         if request.path.startswith(API_PREFIX) and not response.prepared:
-            response.headers.update(ok_ratelimit_headers(bucket))
+            headers = (self.limiter.headers(request, bucket) if self.limiter is not None
+                       else ok_ratelimit_headers(bucket))
+            response.headers.update(headers)
         return response
 
     def _authorize(self, request: web.Request) -> None:
@@ -163,9 +172,11 @@ async def run_fake_discord(
     token: str = DEFAULT_TOKEN,
     bot_name: str = "wanbot",
     owner: str = "carol",
+    rate_limits: RateLimits | None = None,
 ) -> AsyncIterator[FakeDiscord]:
-    """A started fake (``.base_url`` set), closed on exit."""
-    fake = FakeDiscord(guilds, token=token, bot_name=bot_name, owner=owner)
+    """A started fake (``.base_url`` set), closed on exit; `rate_limits` enforces Discord's."""
+    fake = FakeDiscord(guilds, token=token, bot_name=bot_name, owner=owner,
+                       rate_limits=rate_limits)
     await fake.start()
     try:
         yield fake

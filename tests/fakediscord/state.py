@@ -243,6 +243,12 @@ class FakeState:
 
         return await self.wait_for(probe, timeout_s=timeout_s, what=f"an edit in {channel_id}")
 
+    def bot_message(self, channel_key: str | int, content: str = "",
+                    embeds: list[Json] | None = None) -> FakeMessage:
+        """A message the bot posted earlier, made without a request (a test's setup)."""
+        body = Body({"content": content, "embeds": embeds or []})
+        return self._new_message(self.channel(channel_key), body)
+
     def message_by_id(self, message_id: int | str) -> FakeMessage | None:
         """Any stored message (ephemeral and deleted ones too) by id."""
         return self._by_id.get(int(message_id))

@@ -29,6 +29,20 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+EXACT_PLACES = 10  # further back a place is shown coarsely, so it changes (and is edited) rarely
+PLACE_STEPS = (1, 1.5, 2, 3, 4, 5, 6, 8)  # per power of ten: "10+", "15+", ... "80+", "100+"
+
+
+def place_text(position: int) -> str:
+    """Exact near the front; further back the jobs ahead, rounded down to a coarse step."""
+    if position <= EXACT_PLACES:
+        return f"{ordinal(position)} in line"
+    ahead = position - 1
+    power = 10 ** (len(str(ahead)) - 1)
+    step = max(s for s in PLACE_STEPS if s * power <= ahead)
+    return f"{round(step * power)}+ jobs ahead"
+
+
 def duration_text(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
@@ -49,7 +63,7 @@ def status_line(update: JobUpdate) -> str:
     job = update.job
     text = STATE_TEXT[job.state]
     if job.state is JobState.QUEUED and update.position:
-        text += f": {ordinal(update.position)} in line"
+        text += f": {place_text(update.position)}"
     if job.cancel_requested and not job.terminal:
         text += " (canceled: the result will not be posted)"
     if job.error_code and job.state in (JobState.FAILED, JobState.EXPIRED):
