@@ -269,6 +269,7 @@ def _settings(fake: FakeDiscord, sim: Simulator, tmp_path: Path) -> Settings:
         "TRUSTED_MEDIA_HOSTS": "127.0.0.1",
         "PROGRESS_INTERVAL_S": str(PROGRESS_INTERVAL_S),
         "MAX_QPS": "20",
+        "ON_DECK": "0",  # slots exactly (tests/engine/test_on_deck.py covers the deck)
     })
 
 

@@ -122,6 +122,7 @@ def settings_for(sim: Simulator, tmp: Path, **changes: Any) -> Settings:
         dashscope_api_key=sim.api_key, base_url=sim.base_url,
         database_path=tmp / "jobs.sqlite3", video_dir=tmp / "videos",
         trusted_hosts=frozenset({"127.0.0.1"}), media_handoff="url",
+        on_deck=0,  # admission exactly within the slots; tests/engine/test_on_deck.py sets it
     )
     values.update(changes)
     return Settings(**values)

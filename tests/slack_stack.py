@@ -127,6 +127,7 @@ def _settings(fake: FakeSlack, sim: Simulator, tmp_path: Path) -> Settings:
         "DATABASE_PATH": str(tmp_path / "wanbot.sqlite3"),
         "TRUSTED_MEDIA_HOSTS": "127.0.0.1",
         "MAX_QPS": "20",
+        "ON_DECK": "0",  # slots exactly (tests/engine/test_on_deck.py covers the deck)
     })
 
 

@@ -1,7 +1,15 @@
 """The engine: requests in, delivered videos out, across restarts. Front ends use only this."""
 
-from bot.engine.engine import CancelOutcome, Engine, JobUpdate
-from bot.engine.jobs import AT_PROVIDER, TERMINAL, Job, JobRequest, JobState
+from bot.engine.engine import Engine
+from bot.engine.jobs import (
+    AT_PROVIDER,
+    TERMINAL,
+    CancelOutcome,
+    Job,
+    JobRequest,
+    JobState,
+    JobUpdate,
+)
 from bot.engine.records import Delivery, Display, Post, ProgressRef
 from bot.engine.results import RESULT_TTL_S, Deliverer
 from bot.engine.store import Store

@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.guard import StorageGuard
-from bot.engine.jobs import AT_PROVIDER, Job, JobRequest, JobState, new_job_id
+from bot.engine.jobs import (
+    AT_PROVIDER,
+    CancelOutcome,
+    Job,
+    JobRequest,
+    JobState,
+    JobUpdate,
+    new_job_id,
+)
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
 from bot.engine.queue import Queues
@@ -41,27 +47,8 @@ SLOW_TRIES = 5
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
 
 
-@dataclass(frozen=True)
-class JobUpdate:
-    """What a front end shows about a job."""
-
-    job: Job
-    position: int | None  # 1-based place in its model's queue while queued
-    elapsed_s: float
-    eta_s: float | None  # seconds until the video is expected, when history allows a guess
-
-
 Listener = Callable[[JobUpdate], Awaitable[None]]
 Check = Callable[[JobRequest, float], Awaitable[None]]  # raises to refuse a request
-
-
-class CancelOutcome(StrEnum):
-    DROPPED = "dropped"  # it was still queued: nothing was spent
-    CANCELED = "canceled"  # the provider canceled the pending task: nothing was spent
-    WILL_NOT_DELIVER = "will_not_deliver"  # already running: it cannot be stopped or refunded
-    REQUESTED = "requested"  # being sent: canceled as soon as the provider has it
-    TOO_LATE = "too_late"  # already finished
-    UNKNOWN = "unknown"  # no such job
 
 
 class Engine:
@@ -93,6 +80,7 @@ class Engine:
         self._listeners: list[Listener] = []
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
+        self._deck: dict[str, int] = {}  # model -> tasks on deck beyond its slots (0: refused)
         self._admit_wake = asyncio.Event()
         self._submit_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[None]] = []
@@ -266,7 +254,8 @@ class Engine:
         for model in self.queues.waiting():
             if self._blocked.get(model, 0) > self.clock.now():
                 continue
-            free = self.slots(model) - await self.store.count_in(AT_PROVIDER, model)
+            sent = await self.store.count_in(AT_PROVIDER, model)
+            free = self.slots(model) + self._deck.get(model, self.settings.on_deck) - sent
             queue = self.queues.get(model)
             for _ in range(max(0, free)):
                 job_id = queue.peek()
@@ -279,13 +268,8 @@ class Engine:
         job = await self.store.get_job(job_id)
         if job is None:
             return
-        admitted = await self._set(
-            job,
-            JobState.SUBMITTING,
-            expect=[JobState.QUEUED],
-            submitted_at=self.clock.now(),
-            attempts=job.attempts + 1,
-        )
+        admitted = await self._set(job, JobState.SUBMITTING, expect=[JobState.QUEUED],
+                                   submitted_at=self.clock.now(), attempts=job.attempts + 1)
         if admitted:
             self._spawn(self._submit(admitted))
 
@@ -326,6 +310,10 @@ class Engine:
         if exc.retry_after_s:
             backoff = min(max(exc.retry_after_s, 1.0), 3600.0)  # an absurd one: not for ever
         self._backoff[job.model] = backoff
+        if exc.status == 429 and self._deck.get(job.model, self.settings.on_deck):
+            log.info("model %s: the provider refuses tasks beyond its slots; none on deck",
+                     job.model)
+            self._deck[job.model] = 0
         self._blocked[job.model] = self.clock.now() + backoff
         log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, job.model, backoff)
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None)

@@ -114,6 +114,25 @@ RECORDS: dict[str, type[Record]] = {
     "progress_ref": ProgressRef, "delivery": Delivery, "display": Display}
 
 
+@dataclass(frozen=True)
+class JobUpdate:
+    """What a front end shows about a job."""
+
+    job: Job
+    position: int | None  # 1-based place in its model's queue while queued
+    elapsed_s: float
+    eta_s: float | None  # seconds until the video is expected, when history allows a guess
+
+
+class CancelOutcome(StrEnum):
+    DROPPED = "dropped"  # it was still queued: nothing was spent
+    CANCELED = "canceled"  # the provider canceled the pending task: nothing was spent
+    WILL_NOT_DELIVER = "will_not_deliver"  # already running: it cannot be stopped or refunded
+    REQUESTED = "requested"  # being sent: canceled as soon as the provider has it
+    TOO_LATE = "too_late"  # already finished
+    UNKNOWN = "unknown"  # no such job
+
+
 class QueuedJob(NamedTuple):
     """Just what admission order needs, read without decoding whole rows."""
 
