@@ -52,7 +52,7 @@ class SlackFront:
         self.lifecycle = Lifecycle()
         self.media_session = guarded_session(settings.trusted_hosts)
         self.progress = SlackProgress(self.client, engine, store, clock=clock)
-        self.deliverer = SlackDeliverer(self.client, http, engine.clock)
+        self.deliverer = SlackDeliverer(self.client, http, engine.clock, store)
         self.services = self._services(store)
         self.app = AsyncApp(client=self.client, process_before_response=False)
         listeners.register(self.app, self.services)

@@ -153,6 +153,12 @@ def link_comment(lead: str, link: str, why: str) -> str:
     return f"{lead}\n{why}. Here is its link: {link}\n{LINK_NOTE}"
 
 
+def gallery_comment(job: Job) -> str:
+    """The gallery's copy: whose, from where, and the job id (how it is found again)."""
+    prompt = f": {escape(job.prompt[:200])}" if job.prompt else ""
+    return f"<@{job.user_id}> made this in <#{job.channel_id}>{prompt} (gallery, job `{job.id}`)"
+
+
 def share_comment(job: Job) -> str:
     return f"<@{job.user_id}> shared this video. Job `{job.id}`"
 

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
-from bot.engine import RESULT_TTL_S, Delivery, Job, Post
+from bot.engine import RESULT_TTL_S, Delivery, Job, Post, Store
 from bot.errors import Undeliverable
 from bot.frontends.common.sharing import VideoGone
 from bot.frontends.slack.blocks import (
@@ -29,6 +29,7 @@ from bot.frontends.slack.blocks import (
     video_comment,
     video_title,
 )
+from bot.frontends.slack.gallery import SlackGallery
 from bot.units import MiB
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,13 @@ NO_UPLOAD = {"file_uploads_disabled": UPLOADS_OFF, "file_uploads_except_images_d
 
 
 class SlackDeliverer:
-    def __init__(self, client: AsyncWebClient, http: aiohttp.ClientSession, clock: Clock, *,
-                 max_upload: int = MAX_UPLOAD) -> None:
+    def __init__(self, client: AsyncWebClient, http: aiohttp.ClientSession, clock: Clock,
+                 store: Store, *, max_upload: int = MAX_UPLOAD) -> None:
         self.client = client
         self.http = http
         self.clock = clock
         self.max_upload = max_upload
+        self.gallery = SlackGallery(client, store, self._post)
 
     async def deliver(self, job: Job, video: Path) -> Delivery:
         ref = job.progress_ref
@@ -67,8 +69,9 @@ class SlackDeliverer:
             if exc.response.get("error") in NO_CHANNEL:
                 raise Undeliverable(f"Slack answered {exc.response.get('error')}") from exc
             raise
+        gallery = await self.gallery.ensure(job, video, look_first=False)
         return Delivery(platform="slack", channel_id=ref.channel_id, message_id=ref.message_id,
-                        mode=mode, place="dm" if job.private else None)
+                        mode=mode, place="dm" if job.private else None, gallery=gallery)
 
     async def find_delivery(self, job: Job) -> Delivery | None:
         """The upload (or link) a delivery made before a crash, if any."""
@@ -80,9 +83,11 @@ class SlackDeliverer:
         for message in answer.get("messages") or []:
             mode = _mode_of(message, job)
             if mode is not None:
+                video = Path(job.video_path or "")
+                gallery = await self.gallery.ensure(job, video, look_first=True)
                 return Delivery(platform="slack", channel_id=ref.channel_id,
                                 message_id=ref.message_id, mode=mode,
-                                place="dm" if job.private else None)
+                                place="dm" if job.private else None, gallery=gallery)
         return None
 
     async def share(self, job: Job) -> Post:
