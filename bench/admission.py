@@ -1,4 +1,4 @@
-"""Queue benchmark. Run by hand: `python bench/queue.py` (a few minutes; --quick skips 50,000).
+"""Queue benchmark. Run by hand: `python bench/admission.py` (a few minutes; --quick skips 50,000).
 
 At 100 / 1,000 / 5,000 / 50,000 queued jobs (1,000 people in 10 teams, one model with 5 slots),
 first with no history, then with 500,000 finished jobs: one admission round, the event loop's
@@ -18,16 +18,6 @@ by the board's budget (4 per channel per 5 s), the baseline's by nothing but the
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-# Run as a script, this file's folder comes first on sys.path, where its name hides the
-# standard library's `queue` (aiosqlite imports it): the checkout's root goes there instead,
-# which also makes the benchmark measure the `bot` beside it.
-if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
-    sys.path[0] = str(HERE.parent)
-
 import argparse
 import asyncio
 import json
@@ -35,10 +25,12 @@ import random
 import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from bot.clock import Clock
