@@ -400,15 +400,14 @@ class Engine:
             self.poller.schedule(job)
             return
         self.poller.forget(job.id)
-        await self._set(job, JobState.EXPIRED, expect=AT_PROVIDER, error_code="UNKNOWN",
-                        error_message=f"The provider kept the task {task.status} for hours.",
-                        finished_at=self.clock.now())
-        self._slot_freed(job.model)
+        await self._expire(job, f"The provider kept the task {task.status} for hours.")
 
     async def _on_unknown(self, job: Job, task: Task) -> None:
+        await self._expire(job, "The provider no longer knows this task.")
+
+    async def _expire(self, job: Job, message: str) -> None:
         await self._set(job, JobState.EXPIRED, expect=AT_PROVIDER, error_code="UNKNOWN",
-                        error_message="The provider no longer knows this task.",
-                        finished_at=self.clock.now())
+                        error_message=message, finished_at=self.clock.now())
         self._slot_freed(job.model)
 
     def _slot_freed(self, model: str) -> None:

@@ -111,7 +111,8 @@ class SlackProgress:
 
     async def _show(self, update: JobUpdate) -> None:
         job, ref = update.job, update.job.progress_ref
-        if ref is None or self._shown.get(job.id) == _key(update):
+        key = _key(update)
+        if ref is None or self._shown.get(job.id) == key:
             return
         try:
             self.edits += 1
@@ -121,7 +122,7 @@ class SlackProgress:
         except SlackApiError as exc:
             await self._failed(update, exc)
             return
-        self._shown[job.id] = _key(update)
+        self._shown[job.id] = key
         self._last_edit[job.id] = self.clock.now()
         if job.terminal:
             self._forget(job.id)
