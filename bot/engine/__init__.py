@@ -10,7 +10,7 @@ from bot.engine.jobs import (
     JobState,
     JobUpdate,
 )
-from bot.engine.records import Delivery, Display, Post, ProgressRef
+from bot.engine.records import ChainVideo, Delivery, Display, Post, ProgressRef
 from bot.engine.results import RESULT_TTL_S, Deliverer
 from bot.engine.store import Store
 
@@ -19,6 +19,7 @@ __all__ = [
     "RESULT_TTL_S",
     "TERMINAL",
     "CancelOutcome",
+    "ChainVideo",
     "Deliverer",
     "Delivery",
     "Display",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from bot.engine.records import Delivery, Display, ProgressRef, Record
+from bot.engine.records import ChainVideo, Delivery, Display, ProgressRef, Record
 
 
 class JobState(StrEnum):
@@ -34,6 +34,7 @@ AT_PROVIDER = frozenset({JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING
 
 JSON_COLUMNS = (
     "media", "options", "notes", "usage", "progress_ref", "delivery", "display", "sends",
+    "chain",
 )
 
 
@@ -56,6 +57,7 @@ class JobRequest:
     display: Display = field(default_factory=Display)  # front-end facts (file names ...)
     private: bool = False
     expected_seconds: float = 0.0  # video-seconds this job will produce
+    parent_id: str | None = None  # Extend: the job whose last frame this one starts from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +87,7 @@ class Job(JobRequest):
     delivery: Delivery | None = None  # where the front end posted the result
     cancel_requested: bool = False
     updated_at: float = 0.0
+    chain: ChainVideo | None = None  # an extension's whole chain as one video (chains.py)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -111,7 +114,7 @@ class Job(JobRequest):
 
 FIELDS = frozenset(f.name for f in fields(Job))
 RECORDS: dict[str, type[Record]] = {
-    "progress_ref": ProgressRef, "delivery": Delivery, "display": Display}
+    "progress_ref": ProgressRef, "delivery": Delivery, "display": Display, "chain": ChainVideo}
 
 
 @dataclass(frozen=True)

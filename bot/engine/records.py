@@ -91,3 +91,28 @@ class Display(Record):
     upload_limit: int | None = None  # the destination's upload limit, in bytes
     out: str | None = None  # the terminal front end: where to write the video
     rerun_of: str | None = None  # the job this one makes again
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChainVideo(Record):
+    """An extended clip's whole chain, stitched into one video and posted after the clip.
+
+    `state` moves pending -> posting -> posted (or failed); `posting` is written, with the file
+    (or the note saying why there is none), before the post, so a restart looks for the post
+    before posting again."""
+
+    state: str = "pending"  # pending, posting, posted, failed
+    path: str | None = None  # the stitched (and fitted) file, while it waits to be posted
+    seconds: float | None = None  # its length: the sum of the clips'
+    clips: int | None = None  # how many clips it joins
+    note: str | None = None  # why there is no chain video (a clip's file is gone ...)
+    post: Post | None = None  # where it went
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("posted", "failed")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        post = {"post": Post.from_dict(data["post"])} if data.get("post") else {}
+        return super().from_dict({**data, **post})

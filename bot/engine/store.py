@@ -30,6 +30,7 @@ from bot.engine.poll_policy import history_key
 from bot.engine.records import Record
 from bot.errors import StorageError
 
+MAX_CHAIN = 200  # clips a chain is walked up at most (a loop in bad data ends there)
 TERMINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"  # for IN clauses
 
 MIGRATIONS: tuple[str, ...] = (
@@ -95,6 +96,16 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE submitted_at IS NOT NULL;
     CREATE INDEX jobs_team_day ON jobs (team_id, created_at);
     CREATE INDEX jobs_unfinished ON jobs (team_id, user_id) WHERE state NOT IN {TERMINAL_SQL};
+    """,
+    # 5: reserved (fit to the upload limit).
+    "",
+    # 6: Extend: a job made from another's last frame names it (its chain, root first, is
+    # walked up by id); the chain stitched into one video, a record like `delivery`; an index
+    # for the delivered extensions whose chain video is still to be made or posted.
+    """
+    ALTER TABLE jobs ADD COLUMN parent_id TEXT;
+    ALTER TABLE jobs ADD COLUMN chain TEXT;
+    CREATE INDEX jobs_chain_due ON jobs (state) WHERE parent_id IS NOT NULL;
     """,
 )
 
@@ -244,6 +255,23 @@ class Store:
         return await self._select(
             f"video_path IS NOT NULL AND state IN {TERMINAL_SQL}"
             " AND COALESCE(delivered_at, finished_at, updated_at) < ?", [before])
+
+    async def chain_of(self, job_id: str) -> list[Job]:
+        """The job and every job it extends, root first (one query, however long)."""
+        sql = (
+            "WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL"
+            " SELECT jobs.parent_id, up.depth + 1 FROM jobs JOIN up ON jobs.id = up.id"
+            f" WHERE jobs.parent_id IS NOT NULL AND up.depth < {MAX_CHAIN})"
+            " SELECT jobs.* FROM jobs JOIN up ON jobs.id = up.id ORDER BY up.depth DESC"
+        )
+        async with self.db.execute(sql, (job_id,)) as cur:
+            return [Job.from_row(row) for row in await cur.fetchall()]
+
+    async def chains_due(self) -> list[Job]:
+        """Delivered extensions whose chain video is not posted yet (nor given up)."""
+        return await self._select(
+            "parent_id IS NOT NULL AND state = 'delivered' AND (chain IS NULL OR"
+            " json_extract(chain, '$.state') NOT IN ('posted', 'failed'))")
 
     async def usage_totals(self, team_id: str, since: float,
                            user_id: str | None = None) -> tuple[float, float, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import shutil
 import sys
 from collections.abc import Sequence
@@ -18,8 +19,21 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import Settings, settings_or_exit
-from bot.engine import Delivery, Display, Engine, Job, JobState, JobUpdate, Store
+from bot.engine import (
+    ChainVideo,
+    Delivery,
+    Display,
+    Engine,
+    Job,
+    JobRequest,
+    JobState,
+    JobUpdate,
+    Post,
+    Store,
+)
 from bot.errors import ApiError, InputError, StorageError, describe
+from bot.frontends.common import extend
+from bot.frontends.common.chains import Chains
 from bot.frontends.common.intake import Ask, Owner, build_request
 from bot.frontends.common.options import INPUTS, option_names, parameters
 from bot.logs import setup_logging
@@ -63,7 +77,19 @@ def parser() -> argparse.ArgumentParser:
     kinds = gen.add_subparsers(dest="command", required=True)
     for command in Command:
         _add_options(kinds.add_parser(command.value), command)
+    _add_extend(kinds.add_parser("extend", help="continue a finished clip from its last frame"))
     return top
+
+
+def _add_extend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="parent", required=True,
+                        help="the id of the job to continue (a terminal job, as printed)")
+    parser.add_argument("--prompt", help="what happens next (default: the clip's own prompt)")
+    parser.add_argument("--last-frame", dest="last_frame",
+                        help="where the new clip ends: a local file or link (first/last-frame)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="where to write the new clip; the whole chain goes beside it "
+                             "(NAME-chain.mp4)")
 
 
 def source(value: str) -> MediaSource:
@@ -91,7 +117,8 @@ def ask_from(args: argparse.Namespace) -> Ask:
 
 
 class FileDeliverer:
-    """Delivers a terminal job by copying its video to the path given with --out."""
+    """Delivers a terminal job by copying its video to the path given with --out, and an
+    extension's chain video beside it (`chain_path`)."""
 
     async def deliver(self, job: Job, video: Path) -> Delivery:
         out = Path(job.display.out or "")
@@ -103,6 +130,31 @@ class FileDeliverer:
         video = Path(job.video_path or "")
         same = await asyncio.to_thread(_same_size, video, out)
         return Delivery(platform="cli", path=str(out)) if same else None
+
+
+    def chain_limit(self, job: Job) -> int | None:
+        return None
+
+    async def post_chain(self, job: Job, chain: ChainVideo) -> Post:
+        out = chain_path(job)
+        if chain.path is None:
+            print(f"job {job.id}: no chain video: {chain.note}", file=sys.stderr)
+            return Post(platform="cli")
+        await asyncio.to_thread(_copy, Path(chain.path), out)
+        return Post(platform="cli", message_id=str(out))
+
+    async def find_chain(self, job: Job) -> Post | None:
+        out = chain_path(job)
+        chain = job.chain
+        same = chain is not None and chain.path is not None and await asyncio.to_thread(
+            _same_size, Path(chain.path), out)
+        return Post(platform="cli", message_id=str(out)) if same else None
+
+
+def chain_path(job: Job) -> Path:
+    """Where an extension's whole chain is written: beside its clip, NAME-chain.mp4."""
+    out = Path(job.display.out or "chain.mp4")
+    return out.with_name(f"{out.stem}-chain{out.suffix or '.mp4'}")
 
 
 def _copy(src: Path, dest: Path) -> None:
@@ -164,15 +216,36 @@ async def generate(args: argparse.Namespace, settings: Settings) -> int:
             await store.close()
 
 
+OWNER = Owner("cli", "local", "terminal", "local")
+
+
+async def _request(args: argparse.Namespace, settings: Settings, engine: Engine,
+                   media: MediaContext) -> JobRequest:
+    """The request the command line asks for (InputError when it cannot be made)."""
+    if args.command != "extend":
+        return await build_request(ask_from(args), OWNER, media, settings.region)
+    parent = await engine.store.get_job(args.parent.strip().lower())
+    if parent is None:
+        raise InputError("from", f"no job {args.parent} here (terminal jobs only).")
+    if why := extend.refusal(parent):
+        raise InputError("from", why)
+    last = source(args.last_frame) if args.last_frame else None
+    async with extend.last_frame(parent, media.media_pool) as frame:
+        ask = extend.ask_for(parent, frame, prompt=args.prompt or parent.prompt, last_frame=last,
+                             display=Display(out=str(args.out.resolve())))
+        request = await build_request(ask, OWNER, media, settings.region)
+    return dataclasses.replace(request, parent_id=parent.id)
+
+
 async def _run_job(args: argparse.Namespace, settings: Settings, engine: Engine,
                    media: MediaContext) -> int:
     try:
-        request = await build_request(ask_from(args), Owner("cli", "local", "terminal", "local"),
-                                      media, settings.region)
+        request = await _request(args, settings, engine, media)
     except InputError as exc:
         print(f"error: {exc.option}: {exc.message} Nothing was submitted.", file=sys.stderr)
         return 2
-    engine.set_deliverer("cli", FileDeliverer())
+    deliverer = FileDeliverer()
+    engine.set_deliverer("cli", deliverer)
     await engine.start()
     update = await engine.submit(request)
     line = ProgressLine(update.job.id)
@@ -182,12 +255,24 @@ async def _run_job(args: argparse.Namespace, settings: Settings, engine: Engine,
     await line.done.wait()
     if engine.guard.failure is not None:
         raise engine.guard.failure
+    if line.final is not None and line.final.parent_id and line.final.state is JobState.DELIVERED:
+        chains = Chains(engine, engine.store, settings, "cli", deliverer)
+        try:
+            await chains.run(line.final)  # the chain video, before the process ends
+        finally:
+            await chains.close()
+        line.final = await engine.store.get_job(line.final.id)
     return _outcome(line.final)
 
 
 def _outcome(job: Job | None) -> int:
     if job is not None and job.state is JobState.DELIVERED:
         print(f"saved {job.delivery and job.delivery.path}", file=sys.stderr)
+        if job.chain is not None and job.chain.post and job.chain.post.message_id:
+            print(f"saved the whole chain ({job.chain.clips} clips, {job.chain.seconds:g} s) "
+                  f"to {job.chain.post.message_id}", file=sys.stderr)
+        print(f"continue it: python -m bot generate extend --from {job.id} --out NEXT.mp4",
+              file=sys.stderr)
         return 0
     if job is not None and job.error_code:
         print(f"error: {describe(job.error_code, job.error_message or '')}", file=sys.stderr)

@@ -113,7 +113,7 @@ class Simulator:
     # --- life ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._mp4 = await asyncio.to_thread(sim_media.result_mp4)
+        self._mp4 = self.config.result_video or await asyncio.to_thread(sim_media.result_mp4)
         self._http = aiohttp.ClientSession()
         # handler_cancellation: a client that gives up must not leave a slow handler behind.
         self._runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None,
