@@ -81,3 +81,10 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
     assert a.size == b.size, (a.size, b.size)
     pa, pb = a.convert("RGB").tobytes(), b.convert("RGB").tobytes()
     return sum(abs(x - y) for x, y in zip(pa, pb, strict=True)) / len(pa)
+
+
+def received_image(sim: object, body: dict[str, object], field: str) -> Image.Image:
+    """The image the simulator was given as `field` of a create body (an upload it kept)."""
+    url = str(body["input"][field])  # type: ignore[index]
+    stored = sim.uploads.objects[url.removeprefix("oss://")]  # type: ignore[attr-defined]
+    return Image.open(io.BytesIO(stored.data))
