@@ -19,7 +19,6 @@ from discord.ext import commands
 from bot.engine import Display, JobRequest
 from bot.errors import ApiError, InputError
 from bot.frontends.common import teams
-from bot.frontends.common.admission import AdmissionGate
 from bot.frontends.common.declared import check_inputs
 from bot.frontends.common.defaults import with_defaults
 from bot.frontends.common.intake import Ask, Owner, build_request, most_seconds, pick
@@ -57,7 +56,7 @@ COMMON = {
 class Generate(commands.Cog):
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
-        self.gate = AdmissionGate(bot.store)  # limits checked before inputs are fetched
+        self.gate = bot.gate  # limits checked before inputs are fetched
         # Offered in servers only, unless DMs are allowed (then counted in the home server).
         allow = bot.settings.allow_dms
         for command in self.get_app_commands():

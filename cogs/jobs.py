@@ -57,8 +57,9 @@ class Jobs(commands.Cog):
             await answer(interaction, unknown_job_text(wanted))
             return
         update = await self.bot.engine.update_for(found)
+        chain = await self.bot.store.chain_of(found.id) if found.parent_id else [found]
         await interaction.response.send_message(
-            embed=job_embed(update, interaction.guild_id or 0), ephemeral=True)
+            embed=job_embed(update, interaction.guild_id or 0, chain), ephemeral=True)
 
     @app_commands.command(description="What is waiting and running, by model, with estimates.")
     @app_commands.guild_only()

@@ -169,6 +169,7 @@ class Stack:
         """Stop the running bot's engine and progress board mid-flight, as a kill would."""
         bot = self.running
         bot.closing = True  # close() now only disconnects: nothing graceful happens
+        await bot.chains.close()
         await bot.engine.stop()
         await bot.progress.close()
         if bot.media_session is not None:

@@ -183,6 +183,10 @@ class Engine:
             return CancelOutcome.REQUESTED
         return CancelOutcome.WILL_NOT_DELIVER
 
+    async def changed(self, job: Job) -> None:
+        """Tell the listeners about a change made outside the engine (a chain video posted)."""
+        await self._emit(job)
+
     async def set_progress_ref(self, job_id: str, ref: ProgressRef) -> Job | None:
         return await self.store.update_job(job_id, progress_ref=ref)
 

@@ -113,7 +113,7 @@ class Simulator:
     # --- life ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._mp4 = self.config.result_video or await asyncio.to_thread(sim_media.result_mp4)
+        self._mp4 = await asyncio.to_thread(sim_media.result_mp4)
         self._http = aiohttp.ClientSession()
         # handler_cancellation: a client that gives up must not leave a slow handler behind.
         self._runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None,
@@ -346,7 +346,8 @@ class Simulator:
             raise Refuse(404, "NoSuchKey", "The specified key does not exist.", oss=True)
         if now >= task.end_at + self.config.ttl_s:
             raise Refuse(403, "AccessDenied", "Request has expired.", oss=True)
-        return await sim_media.send_video(request, self._mp4, self.config.result_bytes)
+        video = self.config.result_video or self._mp4
+        return await sim_media.send_video(request, video, self.config.result_bytes)
 
     async def _file(self, request: web.Request) -> web.Response:
         found = self.files.get(request.match_info["name"])

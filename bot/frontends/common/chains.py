@@ -179,7 +179,10 @@ class Chains:
     async def _save(self, job: Job, chain: ChainVideo) -> Job:
         saved = await self.store.update_job(job.id, chain=chain,
                                             updated_at=self.engine.clock.now())
-        return saved or replace(job, chain=chain)
+        if saved is None:
+            return replace(job, chain=chain)
+        await self.engine.changed(saved)
+        return saved
 
 
 async def _exists(path: str | None) -> bool:

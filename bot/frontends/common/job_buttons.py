@@ -12,6 +12,7 @@ from bot.frontends.common.reruns import editable
 
 JOB_ID = r"(?P<id>[0-9a-f]{1,32})"
 FORM = re.compile(rf"wan:editform:{JOB_ID}")
+EXTEND_FORM = re.compile(rf"wan:extendform:{JOB_ID}")
 CANCELABLE = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.PENDING,
                         JobState.RUNNING, JobState.SUCCEEDED})
 ENDED_EARLY = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
@@ -23,6 +24,7 @@ class Action(StrEnum):
     EDIT = "edit"  # the form, then a new job (who may generate; private: requester)
     SHARE = "share"  # a private result into the job's channel (requester)
     DELETE = "delete"  # remove the result message (requester or admin)
+    EXTEND = "extend"  # the form, then a clip that starts from this one's last frame (as rerun)
 
 BUTTON = re.compile(rf"wan:(?P<action>{'|'.join(Action)}):{JOB_ID}")
 
@@ -33,3 +35,8 @@ def custom_id(action: Action, job_id: str) -> str:
 
 def again_actions(job: Job) -> list[Action]:
     return [Action.RERUN, *([Action.EDIT] if editable(job) else [])]
+
+
+def video_actions(job: Job) -> list[Action]:
+    """On a delivered video: make it again, or continue it."""
+    return [*again_actions(job), Action.EXTEND]

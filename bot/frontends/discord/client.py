@@ -13,9 +13,13 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.engine import Engine, Store
+from bot.frontends.common.admission import AdmissionGate
+from bot.frontends.common.chains import Chains
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.texts import RESTARTING
+from bot.frontends.discord.chain_posts import DiscordChainPoster
 from bot.frontends.discord.delivery import DiscordDeliverer
+from bot.frontends.discord.extend import Extender
 from bot.frontends.discord.job_actions import JobActions
 from bot.frontends.discord.progress import ProgressBoard
 from bot.frontends.discord.submit import Submitter
@@ -24,7 +28,7 @@ from bot.media.prepare import MediaContext
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.generate", "cogs.controls", "cogs.jobs", "cogs.admin")
+EXTENSIONS = ("cogs.generate", "cogs.extend", "cogs.controls", "cogs.jobs", "cogs.admin")
 # A shutdown fits Docker's 10 s between SIGTERM and SIGKILL: it waits this long for commands
 # that are checking or queueing a job, then this long for due progress edits (an edit it
 # misses is made by the next start).
@@ -53,10 +57,16 @@ class WanBot(commands.Bot):
         self.deliverer = DiscordDeliverer(self, store, engine.clock)
         # queues and shows jobs: commands and reruns
         self.submitter = Submitter(self, engine, store, self.progress)
+        self.gate = AdmissionGate(store)  # limits held before inputs are fetched (all commands)
+        self.extender = Extender(engine, self.submitter, self.gate, self.media_context,
+                                 settings.region)
         self.actions = JobActions(self, engine, store, lifecycle=self.lifecycle,
                                   progress=self.progress, deliverer=self.deliverer,
-                                  submitter=self.submitter,
+                                  submitter=self.submitter, extender=self.extender,
                                   allow_dms=settings.allow_dms)  # what the job buttons do
+        # an extension's whole chain as one video, after the clip
+        self.chains = Chains(engine, store, settings, "discord",
+                             DiscordChainPoster(self, self.deliverer))
 
     @property
     def closing(self) -> bool:
@@ -72,6 +82,7 @@ class WanBot(commands.Bot):
             await self.load_extension(extension)
         self.progress.start()  # before the engine: recovered jobs report at once
         self.engine.set_deliverer("discord", self.deliverer)
+        self.chains.start()
         if self.owns_engine:
             await self.engine.start()
         await self.sync_commands()
@@ -109,6 +120,7 @@ class WanBot(commands.Bot):
     async def finish(self) -> None:
         """After commands drained: stop the engine if it is ours, make the last progress
         edits, close the media session."""
+        await self.chains.close()
         if self.owns_engine:
             await self.engine.stop()
         await self.progress.close(settle_s=SETTLE_S)

@@ -99,8 +99,9 @@ def jobs_page(jobs: Sequence[Job], page: int, guild_id: int | str) -> discord.Em
 # --- /job -------------------------------------------------------------------------------------
 
 
-def job_embed(update: JobUpdate, guild_id: int | str) -> discord.Embed:
-    """Everything known about one job."""
+def job_embed(update: JobUpdate, guild_id: int | str,
+              chain: Sequence[Job] = ()) -> discord.Embed:
+    """Everything known about one job; `chain`: the clips it extends and itself, root first."""
     job = update.job
     embed = discord.Embed(title=f"Job {job.id} · /{job.command} · {job.model}",
                           description=shown(job.prompt) if job.prompt else None,
@@ -116,7 +117,29 @@ def job_embed(update: JobUpdate, guild_id: int | str) -> discord.Embed:
                         inline=False)
     embed.add_field(name="Timings", value=_timings(job), inline=False)
     _add_outcome(embed, job, guild_id)
+    if len(chain) > 1 or job.chain is not None:
+        embed.add_field(name="Chain", value=chain_text(job, chain, guild_id)[:1024], inline=False)
     return embed
+
+
+def chain_text(job: Job, chain: Sequence[Job], guild_id: int | str) -> str:
+    """The clips this job continues, in order, each linked to its video, and the chain video."""
+    clips = " → ".join(_clip(c, guild_id, c.id == job.id) for c in chain)
+    lines = [f"{plural(len(chain), 'clip')}: {clips}"]
+    video = job.chain
+    if video is not None and (link := message_link(guild_id, video.post)):
+        lines.append(f"[The whole chain]({link}) ({video.seconds:g} s)" if video.seconds
+                     else f"[Why there is no chain video]({link})")
+    elif video is not None and not video.done:
+        lines.append("The whole chain is being put together.")
+    lines.append(f"/extend job:{job.id} continues it.")
+    return "\n".join(lines)
+
+
+def _clip(job: Job, guild_id: int | str, this: bool) -> str:
+    name = f"**`{job.id}`**" if this else f"`{job.id}`"
+    link = message_link(guild_id, job.delivery)
+    return f"[{name}]({link})" if link and not this else name
 
 
 def _status(update: JobUpdate) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 import discord
 
 from bot.engine import Job, JobState
+from bot.frontends.common.extend import model_for
 from bot.frontends.common.job_buttons import (
     BUTTON,
     CANCELABLE,
@@ -21,8 +22,10 @@ from bot.frontends.common.job_buttons import (
     Action,
     again_actions,
     custom_id,
+    video_actions,
 )
 from bot.provider import catalog
+from bot.provider.catalog import Command
 
 LOOKS = {
     Action.CANCEL: ("Cancel", discord.ButtonStyle.danger),
@@ -30,6 +33,7 @@ LOOKS = {
     Action.EDIT: ("Edit and rerun", discord.ButtonStyle.secondary),
     Action.SHARE: ("Share", discord.ButtonStyle.primary),
     Action.DELETE: ("Delete", discord.ButtonStyle.secondary),
+    Action.EXTEND: ("Extend", discord.ButtonStyle.primary),
 }
 
 
@@ -40,6 +44,9 @@ class ButtonHandler(Protocol):
                         job_id: str) -> None: ...
 
     async def on_form(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
+
+    async def on_extend_form(self, interaction: discord.Interaction[Any],
+                             job_id: str) -> None: ...
 
 
 class HasButtonHandler(Protocol):
@@ -88,13 +95,13 @@ def progress_actions(job: Job) -> list[Action]:
         return again_actions(job)
     if job.state is JobState.DELIVERED and job.delivery and job.delivery.place == "ephemeral":
         shared = job.delivery.shared is not None
-        return [*([] if shared else [Action.SHARE]), *again_actions(job)]
+        return [*([] if shared else [Action.SHARE]), *video_actions(job)]
     return []
 
 
 def result_actions(job: Job, *, share: bool = False) -> list[Action]:
-    """On a posted video: Share (a private job's DM), Rerun, Edit and rerun, Delete."""
-    return [*([Action.SHARE] if share else []), *again_actions(job), Action.DELETE]
+    """On a posted video: Share (a private job's DM), Rerun, Edit and rerun, Extend, Delete."""
+    return [*([Action.SHARE] if share else []), *video_actions(job), Action.DELETE]
 
 
 def actions_on(message: discord.Message | None) -> list[Action]:
@@ -139,6 +146,20 @@ def edit_form(job: Job) -> discord.ui.Modal:
         form.add_item(discord.ui.TextInput(
             label="Seed (empty for a random one)", custom_id="seed", required=False,
             default=None if job.seed is None else str(job.seed), max_length=10))
+    form.stop()
+    return form
+
+
+def extend_form(job: Job) -> discord.ui.Modal:
+    """The Extend form: the prompt of the next clip, filled in with this one's (a last frame
+    cannot be attached to a form: /extend takes one). Handled by custom_id, like edit_form."""
+    form = discord.ui.Modal(title=f"Extend job {job.id}", timeout=None,
+                            custom_id=f"wan:extendform:{job.id}")
+    form.add_item(discord.ui.TextInput(
+        label="What happens next", custom_id="prompt", style=discord.TextStyle.paragraph,
+        default=job.prompt, required=False,
+        max_length=min(model_for(job.model, Command.I2V).prompt_max or 800, 4000),
+        placeholder="Starts from the last frame; /extend also takes a last frame"))
     form.stop()
     return form
 

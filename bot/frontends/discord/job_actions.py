@@ -20,6 +20,7 @@ import discord
 
 from bot.engine import Engine, Job, JobRequest, Post, Store
 from bot.errors import InputError
+from bot.frontends.common import extend
 from bot.frontends.common.job_buttons import Action
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
@@ -37,8 +38,15 @@ from bot.frontends.common.texts import (
     deleted_text,
 )
 from bot.frontends.discord.access import action_refusal, generate_refusal, may_manage
-from bot.frontends.discord.components import actions_on, edit_form, form_values, view_of
+from bot.frontends.discord.components import (
+    actions_on,
+    edit_form,
+    extend_form,
+    form_values,
+    view_of,
+)
 from bot.frontends.discord.delivery import DiscordDeliverer
+from bot.frontends.discord.extend import Extender
 from bot.frontends.discord.gallery import jump_url
 from bot.frontends.discord.job_messages import input_error_text, shared_text
 from bot.frontends.discord.progress import ProgressBoard
@@ -61,7 +69,7 @@ async def answer(interaction: Interaction, text: str) -> None:
 class JobActions:
     def __init__(self, client: discord.Client, engine: Engine, store: Store, *,
                  lifecycle: Lifecycle, progress: ProgressBoard, deliverer: DiscordDeliverer,
-                 submitter: Submitter, allow_dms: bool = False) -> None:
+                 submitter: Submitter, extender: Extender, allow_dms: bool = False) -> None:
         self.client = client
         self.engine = engine
         self.store = store
@@ -69,18 +77,22 @@ class JobActions:
         self.progress = progress
         self.deliverer = deliverer
         self.submitter = submitter
+        self.extender = extender
         self.allow_dms = allow_dms
         self._sharing: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def on_button(self, interaction: Interaction, action: Action, job_id: str) -> None:
         handlers: dict[Action, Handler] = {
             Action.CANCEL: self.cancel, Action.RERUN: self.rerun, Action.EDIT: self.edit,
-            Action.SHARE: self.share, Action.DELETE: self.delete,
+            Action.SHARE: self.share, Action.DELETE: self.delete, Action.EXTEND: self.extend,
         }
         await self._run(interaction, job_id, handlers[action])
 
     async def on_form(self, interaction: Interaction, job_id: str) -> None:
         await self._run(interaction, job_id, self.edited)
+
+    async def on_extend_form(self, interaction: Interaction, job_id: str) -> None:
+        await self._run(interaction, job_id, self.extended)
 
     async def _run(self, interaction: Interaction, job_id: str, handler: Handler) -> None:
         """Find the job and run the handler; anything unexpected gets an apology."""
@@ -140,6 +152,33 @@ class JobActions:
         request = await self._again(interaction, job, edit)
         if request is not None:
             await self.submitter.submit(interaction, request)
+
+    async def extend(self, interaction: Interaction, job: Job) -> None:
+        """Open the Extend form (checked first: a form cannot refuse)."""
+        refusal = await self.extend_refusal(interaction, job)
+        if refusal is not None:
+            await answer(interaction, refusal)
+            return
+        await interaction.response.send_modal(extend_form(job))
+
+    async def extended(self, interaction: Interaction, job: Job) -> None:
+        """The Extend form came back: checked again (its custom_id may be forged), then the
+        clip that continues this one."""
+        values = form_values((interaction.data or {}).get("components"))
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        refusal = await self.extend_refusal(interaction, job)
+        if refusal is not None:
+            await answer(interaction, refusal)
+            return
+        await self.extender.extend(interaction, job, values.get("prompt"))
+
+    async def extend_refusal(self, interaction: Interaction, job: Job) -> str | None:
+        """Why this person may not extend this job (the rules of a rerun, and a video to
+        continue); None when they may."""
+        refusal = action_refusal(interaction, job, allow_dms=self.allow_dms)
+        if refusal is None:
+            refusal = await generate_refusal(self.client, self.store, interaction, job.team_id)
+        return refusal or extend.refusal(job)
 
     async def share(self, interaction: Interaction, job: Job) -> None:
         """Post a private video to its channel, once; the Share button goes at once."""

@@ -94,14 +94,16 @@ def test_each_state_shows_only_the_buttons_that_make_sense() -> None:
     assert progress_actions(job(JobState.DELIVERING)) == []
     assert progress_actions(job(JobState.DELIVERED)) == []
     assert progress_actions(job(JobState.FAILED)) == [Action.RERUN, Action.EDIT]
-    assert result_actions(job(JobState.DELIVERED)) == [Action.RERUN, Action.EDIT, Action.DELETE]
+    assert result_actions(job(JobState.DELIVERED)) == [Action.RERUN, Action.EDIT, Action.EXTEND,
+                                                    Action.DELETE]
     assert result_actions(job(JobState.DELIVERED), share=True)[0] is Action.SHARE
     animate = job(JobState.FAILED, command="animate", model="wan2.2-animate-mix")
     assert progress_actions(animate) == [Action.RERUN]  # no prompt: nothing to edit
 
 
 async def test_progress_and_result_messages_carry_their_buttons(wan: Stack) -> None:
-    """Cancel on the progress message until it is done; the video has Rerun, Edit, Delete."""
+    """Cancel on the progress message until it is done; the video has Rerun, Edit, Extend,
+    Delete."""
     job, progress = await running(wan)
     assert list(labels(progress)) == ["Cancel"] and labels(progress)["Cancel"] == (
         f"wan:cancel:{job.id}")
@@ -110,6 +112,7 @@ async def test_progress_and_result_messages_carry_their_buttons(wan: Stack) -> N
     result = wan.message(done.delivery)
     assert labels(result) == {"Rerun": f"wan:rerun:{job.id}",
                               "Edit and rerun": f"wan:edit:{job.id}",
+                              "Extend": f"wan:extend:{job.id}",
                               "Delete": f"wan:delete:{job.id}"}
     await wan.fake.wait_for_edit(wan.channel_id, lambda m: "Done" in str(m.embeds) and not
                                  m.components, message_id=progress.id)

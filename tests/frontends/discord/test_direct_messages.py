@@ -89,7 +89,7 @@ async def test_an_allowed_dm_follows_the_home_servers_roles(stack: Stack) -> Non
         assert (await dm_kf2v(stack, "alice")).startswith("Job `")
         await stack.wait_state(JobState.DELIVERED)
     [delivery] = [m for m in stack.dms("alice") if m.files]
-    assert list(labels(delivery)) == ["Rerun", "Edit and rerun", "Delete"]  # nowhere to share
+    assert list(labels(delivery)) == ["Rerun", "Edit and rerun", "Extend", "Delete"]  # no Share
 
 
 async def test_a_dm_jobs_rerun_is_refused_once_dms_are_off(stack: Stack) -> None:

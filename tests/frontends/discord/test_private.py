@@ -45,7 +45,8 @@ async def test_private_progress_is_ephemeral_and_the_video_comes_by_dm(wan: Stac
     dm = await dm_of(wan)
     assert dm.content == f"Your video is ready. Job `{job.id}`"
     assert dm.files[0].filename == f"wan-{job.id}.mp4"
-    assert list(labels(dm)) == ["Share", "Rerun", "Edit and rerun", "Delete"]
+    assert list(labels(dm)) == ["Share", "Rerun", "Edit and rerun", "Extend",
+                                 "Delete"]
     assert done.delivery is not None and done.delivery.place == "dm"
     assert wan.fake.requests_to("PATCH", r"^/channels/") == []  # only the token edited it
 

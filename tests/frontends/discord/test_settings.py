@@ -176,7 +176,8 @@ async def test_every_finished_video_is_also_posted_to_the_gallery(early: Stack) 
             f"{second.delivery.message_id}")
     assert shown["Job"] == f"[{second.id}]({link})"
     assert embed["footer"]["text"] == f"Gallery · job {second.id}"
-    assert post.files and list(labels(post)) == ["Rerun", "Edit and rerun", "Delete"]
+    assert post.files and list(labels(post)) == ["Rerun", "Edit and rerun", "Extend",
+                                                   "Delete"]
     [sent] = early.fake.requests_to("POST", rf"^/channels/{post.channel_id}/messages$")
     assert sent.json["allowed_mentions"]["parse"] == []  # names the requester, pings nobody
 
