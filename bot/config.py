@@ -48,6 +48,7 @@ class Settings:
     progress_interval_s: float = 5.0
     video_keep_s: float = 48 * 3600  # finished videos are deleted from disk after this long
     media_workers: int = 2  # threads that probe and repair media: bounds their memory and CPU
+    encode_workers: int = 1  # videos re-encoded at once to fit an upload limit (each uses all cores)
     on_deck: int = 1  # tasks per model sent beyond its slots, held PENDING by the provider
     log_level: str = "INFO"
 
@@ -229,6 +230,7 @@ def _tuning(r: _Reader, known_models: Collection[str] | None) -> dict[str, Any]:
         "progress_interval_s": r.parse("PROGRESS_INTERVAL_S", 5.0, _positive, "seconds, > 0"),
         "video_keep_s": 3600 * r.parse("VIDEO_KEEP_HOURS", 48.0, _positive, "hours, > 0"),
         "media_workers": r.parse("MEDIA_WORKERS", 2, _count, "a whole number of threads, >= 1"),
+        "encode_workers": r.parse("ENCODE_WORKERS", 1, _count, "a whole number of encodes, >= 1"),
         "on_deck": r.parse("ON_DECK", 1, _whole, "a whole number of tasks per model, >= 0"),
         "log_level": r.parse(
             "LOG_LEVEL", "INFO", lambda s: _choice(LEVELS)(s).upper(), ", ".join(LEVELS)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import av
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples a pixel (8 bits each)
 
@@ -51,3 +55,74 @@ def video(fmt: str, size: tuple[int, int], seconds: float, fps: int = 2, audio: 
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return out.getvalue()
+
+
+def detailed_video(path: str | Path, width: int, height: int, seconds: float, *, fps: int = 24,
+                   audio: bool = False, crf: int = 12) -> Path:
+    """A real H.264 MP4 with detail and motion the encoder must work for: a textured landscape
+    (soft noise, gradients, text) panning under a moving caption, encoded near-losslessly (so a
+    5 s 1080P clip is well over 10 MiB); with `audio`, a 440 Hz AAC tone beside it."""
+    scene = _scene(width * 3 // 2 + 16, height + 16)
+    path = Path(path)
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": str(crf)}
+        sound = _tone_stream(container) if audio else None
+        frames = round(seconds * fps)
+        for i in range(frames):
+            frame = av.VideoFrame.from_image(_frame(scene, width, height, i, frames))
+            container.mux(stream.encode(frame.reformat(format="yuv420p")))
+        container.mux(stream.encode(None))
+        if sound is not None:
+            _write_tone(container, sound, seconds)
+    return path
+
+
+def _scene(width: int, height: int) -> Image.Image:
+    """A still larger than the frame: blurred noise in colour over gradients, and text."""
+    base = Image.merge("RGB", [Image.effect_noise((width, height), 60 + 20 * c).filter(
+        ImageFilter.GaussianBlur(1.2)) for c in range(3)])
+    gradient = Image.linear_gradient("L").resize((width, height))
+    tinted = Image.merge("RGB", (gradient, gradient.transpose(Image.Transpose.ROTATE_90).resize(
+        (width, height)), ImageOps.invert(gradient)))
+    scene = Image.blend(base, tinted, 0.5)
+    draw = ImageDraw.Draw(scene)
+    font = ImageFont.load_default(size=max(12, height // 30))
+    step = max(24, height // 12)
+    for y in range(0, height, step):
+        draw.text(((y * 7) % 50, y), "wanbot fit test " * (width // (step * 4) + 1),
+                  fill=(255 - y % 256, y % 256, 128), font=font)
+    return scene
+
+
+def _frame(scene: Image.Image, width: int, height: int, i: int, frames: int) -> Image.Image:
+    """The scene panned right and a little down, with a caption crossing it."""
+    x = (scene.width - width) * i // max(1, frames - 1)
+    y = (8 + round(6 * ((i % 48) / 48 - 0.5)))
+    frame = scene.crop((x, y, x + width, y + height))
+    draw = ImageDraw.Draw(frame)
+    size = max(16, height // 10)
+    draw.text((width - (i * width // max(1, frames)) % width, height // 2), f"frame {i}",
+              fill=(255, 255, 255), font=ImageFont.load_default(size=size))
+    return frame
+
+
+def _tone_stream(container: Any) -> Any:
+    sound = container.add_stream("aac", rate=48000)
+    sound.layout = "mono"
+    return sound
+
+
+def _write_tone(container: Any, sound: Any, seconds: float) -> None:
+    period = [round(8000 * math.sin(2 * math.pi * k / 109)) for k in range(109)]  # ~440 Hz
+    chunk = 1024
+    samples = round(seconds * 48000)
+    for start in range(0, samples, chunk):
+        n = min(chunk, samples - start)
+        pcm = struct.pack(f"<{n}h", *(period[(start + k) % 109] for k in range(n)))
+        frame = av.AudioFrame(format="s16", layout="mono", samples=n)
+        frame.planes[0].update(pcm)
+        frame.sample_rate, frame.pts = 48000, start
+        container.mux(sound.encode(frame))
+    container.mux(sound.encode(None))
