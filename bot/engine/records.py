@@ -105,6 +105,7 @@ class ChainVideo(Record):
     path: str | None = None  # the stitched (and fitted) file, while it waits to be posted
     seconds: float | None = None  # its length: the sum of the clips'
     clips: int | None = None  # how many clips it joins
+    fitted: bool = False  # re-encoded to fit where it goes
     note: str | None = None  # why there is no chain video (a clip's file is gone ...)
     post: Post | None = None  # where it went
 

@@ -137,7 +137,7 @@ def _plan(source: _Source, height: int, limit_bytes: int, last: bool) -> _Plan |
     total_bps = AIM * limit_bytes * 8 / max(source.seconds, 0.1)
     audio_bps = 0
     if source.audio:
-        audio_bps = AUDIO_BPS if AUDIO_BPS <= total_bps / 10 else TIGHT_AUDIO_BPS
+        audio_bps = AUDIO_BPS if total_bps / 10 >= AUDIO_BPS else TIGHT_AUDIO_BPS
     video_bps = total_bps - audio_bps
     width = max(2, round(source.width * height / source.height / 2) * 2)
     bpp = video_bps / (width * height * float(source.fps))

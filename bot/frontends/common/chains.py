@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from bot.config import Settings
 from bot.engine import ChainVideo, Engine, Job, JobState, JobUpdate, Post, Store
 from bot.errors import StorageError, Undeliverable
-from bot.media.pool import MediaPool
+from bot.media.encode import EncodePool
 from bot.media.stitch import StitchError, stitch
 from bot.units import format_mb
 
@@ -54,13 +54,15 @@ class ChainPoster(Protocol):
 
 class Chains:
     def __init__(self, engine: Engine, store: Store, settings: Settings, platform: str,
-                 poster: ChainPoster, *, pool: MediaPool | None = None) -> None:
+                 poster: ChainPoster, *, pool: EncodePool | None = None) -> None:
         self.engine = engine
         self.store = store
         self.settings = settings
         self.platform = platform
         self.poster = poster
-        self.pool = pool or MediaPool(1)  # stitching is CPU work: never on the event loop
+        # Joining and fitting are CPU work, never on the event loop; one bounded pool, in turn
+        # with the encodes that fit clips when it is the engine's (ENCODE_WORKERS).
+        self.pool = pool or EncodePool(settings.encode_workers)
         self._busy: set[str] = set()  # jobs whose chain this process is working on
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
@@ -136,15 +138,26 @@ class Chains:
         return await self._fitted(job, chain)
 
     async def _fitted(self, job: Job, chain: ChainVideo) -> ChainVideo:
-        """The chain as it may be posted: too large for where it goes, a note instead."""
+        """The chain as it may be posted where it goes: re-encoded to fit when too large, and
+        when even that cannot fit, a note instead."""
         limit = self.poster.chain_limit(job)
-        size = await asyncio.to_thread(os.path.getsize, chain.path or "")
+        joined = Path(chain.path or "")
+        size = await asyncio.to_thread(os.path.getsize, joined)
         if limit is None or size <= limit:
             return chain
-        await asyncio.to_thread(_unlink, chain.path)
-        return replace(chain, path=None, note=(
-            f"the joined video is {format_mb(size)} MB, over the {format_mb(limit)} MB "
-            "that may be posted here"))
+        fit = joined.with_name(f"{job.id}.chain.fit.mp4")
+        try:
+            fitted = await self.pool.fit(joined, fit, limit)
+        except Exception:  # a fault of ours in a file we made: say so rather than retry for ever
+            log.exception("job %s: the chain video could not be fitted", job.id)
+            fitted = None
+        finally:
+            await asyncio.to_thread(_unlink, str(joined))
+        if fitted is None:
+            return replace(chain, path=None, note=(
+                f"the joined video is {format_mb(size)} MB and cannot be made to fit the "
+                f"{format_mb(limit)} MB that may be posted here"))
+        return replace(chain, path=str(fitted.path), fitted=True)
 
     def _gone_note(self, gone: list[str]) -> str:
         hours = self.settings.video_keep_s / 3600

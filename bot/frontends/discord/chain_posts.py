@@ -25,7 +25,8 @@ def chain_text(job: Job, chain: ChainVideo) -> str:
     if chain.path is None:
         return (f"The new clip is above; the whole chain is not, because {chain.note}. "
                 f"{chain_marker(job)}")
-    return (f"The whole chain: {chain.clips} clips, {chain.seconds:g} s. "
+    fitted = " (re-encoded to fit here)" if chain.fitted else ""
+    return (f"The whole chain: {chain.clips} clips, {chain.seconds:g} s{fitted}. "
             f"{chain_marker(job)}")
 
 

@@ -15,9 +15,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine import Engine, Store
+from bot.frontends.common.chains import Chains
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.slack import listeners
 from bot.frontends.slack.access import SlackAccess
+from bot.frontends.slack.chain_posts import SlackChainPoster
 from bot.frontends.slack.delivery import SlackDeliverer
 from bot.frontends.slack.generate import SlackGenerate
 from bot.frontends.slack.job_actions import SlackJobActions
@@ -54,6 +56,9 @@ class SlackFront:
         self.progress = SlackProgress(self.client, engine, store, clock=clock)
         self.deliverer = SlackDeliverer(self.client, http, engine.clock, store)
         self.services = self._services(store)
+        # an extension's whole chain as one video, after the clip
+        self.chains = Chains(engine, store, settings, "slack",
+                             SlackChainPoster(self.client, self.deliverer))
         self.app = AsyncApp(client=self.client, process_before_response=False)
         listeners.register(self.app, self.services)
         self.handler: AsyncSocketModeHandler | None = None
@@ -66,7 +71,7 @@ class SlackFront:
                                  clock=self.engine.clock)
         actions = SlackJobActions(self.engine, store, access=access, lifecycle=self.lifecycle,
                                   progress=self.progress, deliverer=self.deliverer,
-                                  submitter=submitter)
+                                  submitter=submitter, generate=generate)
         return Services(self.settings, self.client, self.engine, store, self.lifecycle,
                         access, generate, actions)
 
@@ -80,6 +85,7 @@ class SlackFront:
         await self.client.auth_test()  # a refused token or no network: fail now, plainly
         self.progress.start()
         self.engine.set_deliverer("slack", self.deliverer)
+        self.chains.start()
         self.handler = AsyncSocketModeHandler(self.app, self.settings.slack_app_token,
                                               web_client=self.client)
         await asyncio.wait_for(self.handler.connect_async(), CONNECT_TIMEOUT_S)
@@ -90,7 +96,9 @@ class SlackFront:
         await self.lifecycle.drain(DRAIN_S)
 
     async def close(self) -> None:
-        """After the engine stopped: the last progress edits, then disconnect."""
+        """After the engine stopped: the chain videos stop (they resume on the next start),
+        the last progress edits, then disconnect."""
+        await self.chains.close()
         await self.progress.close(settle_s=SETTLE_S)
         if self.handler is not None:
             await self.handler.close_async()

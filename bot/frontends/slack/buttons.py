@@ -4,7 +4,13 @@ summary (the video is in its thread), so it carries the result's buttons too."""
 from __future__ import annotations
 
 from bot.engine import Job, JobState
-from bot.frontends.common.job_buttons import CANCELABLE, ENDED_EARLY, Action, again_actions
+from bot.frontends.common.job_buttons import (
+    CANCELABLE,
+    ENDED_EARLY,
+    Action,
+    again_actions,
+    video_actions,
+)
 
 
 def actions_for(job: Job) -> list[Action]:
@@ -17,5 +23,5 @@ def actions_for(job: Job) -> list[Action]:
     delivery = job.delivery
     share = job.private and (delivery is None or delivery.shared is None)
     delete = delivery is not None and not delivery.deleted
-    return [*([Action.SHARE] if share else []), *again_actions(job),
+    return [*([Action.SHARE] if share else []), *video_actions(job),
             *([Action.DELETE] if delete else [])]

@@ -142,14 +142,22 @@ class SlackDeliverer:
         return "link"
 
     async def _upload(self, job: Job, video: Path, size: int, channel: str,
-                      thread: str | None, comment: str) -> None:
-        title = video_title(job)
+                      thread: str | None, comment: str, title: str | None = None) -> None:
+        title = title or video_title(job)
         got = await self.client.files_getUploadURLExternal(filename=title, length=size)
         await self._send(str(got["upload_url"]), video)
         kwargs: dict[str, Any] = {"thread_ts": thread} if thread else {}
         await self.client.files_completeUploadExternal(
             files=[{"id": got["file_id"], "title": title}], channel_id=channel,
             initial_comment=comment, **kwargs)
+
+    async def upload(self, job: Job, video: Path, channel: str, thread: str, comment: str,
+                     title: str) -> None:
+        """Another file of the job's into a thread (its chain video), titled to be found."""
+        size = await _size(video)
+        if size is None:
+            raise OSError(f"{video.name} is gone")
+        await self._upload(job, video, size, channel, thread, comment, title)
 
     async def _send(self, url: str, video: Path) -> None:
         """The bytes from disk to the upload URL: streamed, read off the event loop."""

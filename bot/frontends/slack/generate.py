@@ -1,18 +1,20 @@
-"""The path every Slack generate request takes, typed or from a modal: who may, the team's
-defaults, the cheap checks, then the download, probe and hand-over of every input, then the
-queue. Anything wrong is said to the person (`Notify`) and nothing is spent."""
+"""The path every Slack generate request takes, typed, from a modal or an Extend: who may, the
+team's defaults, the cheap checks, then the download, probe and hand-over of every input, then
+the queue. Anything wrong is said to the person (`Notify`) and nothing is spent."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.engine import Store
+from bot.engine import Job, Store
 from bot.errors import ApiError, InputError
-from bot.frontends.common import teams
+from bot.frontends.common import extend, teams
 from bot.frontends.common.admission import AdmissionGate
 from bot.frontends.common.declared import check_inputs
 from bot.frontends.common.defaults import with_defaults
@@ -90,15 +92,45 @@ class SlackGenerate:
                 return
             await self._queue(ask, owner, notify)
 
+    async def extend(self, parent: Job, user_id: str, prompt: str | None,
+                     last_frame: MediaSource | None, notify: Notify) -> None:
+        """The clip that continues `parent` (the person was checked like a rerun's), from its
+        last frame, in its channel: held within the limits, then queued like any request."""
+        if self.lifecycle.closing:
+            await notify(RESTARTING)
+            return
+        owner = Owner(PLATFORM, parent.team_id, parent.channel_id, user_id)
+
+        async def queue() -> None:
+            ctx = self.media()
+            async with extend.last_frame(parent, ctx.media_pool) as frame:
+                ask = extend.ask_for(parent, frame, prompt=prompt, last_frame=last_frame)
+                check_inputs(ask)
+                await self._held(ask, owner, notify, parent.id)
+
+        async with self.lifecycle.command_running():
+            await self._told(queue(), notify)
+
     async def _queue(self, ask: Ask, owner: Owner, notify: Notify) -> None:
+        async def queue() -> None:
+            await self._held(await self.checked(ask, owner), owner, notify)
+
+        await self._told(queue(), notify)
+
+    async def _held(self, ask: Ask, owner: Owner, notify: Notify,
+                    parent_id: str | None = None) -> None:
         """Hold a place within the limits (refused before any download), then fetch and
         prepare the inputs and queue the job (where the limits are checked once more)."""
+        claim = Claim(owner.team_id, owner.user_id, most_seconds(ask))
+        async with self.gate.hold(claim, self.clock.now()):
+            request = await build_request(ask, owner, self.media(), self.settings.region)
+            await self.submitter.submit(dataclasses.replace(request, parent_id=parent_id),
+                                        notify)
+
+    async def _told(self, work: Coroutine[Any, Any, None], notify: Notify) -> None:
+        """Run `work`; whatever stops it is said to the person (nothing was submitted)."""
         try:
-            ask = await self.checked(ask, owner)
-            claim = Claim(owner.team_id, owner.user_id, most_seconds(ask))
-            async with self.gate.hold(claim, self.clock.now()):
-                request = await build_request(ask, owner, self.media(), self.settings.region)
-                await self.submitter.submit(request, notify)
+            await work
         except LimitError as exc:
             await notify(f"{exc}\nNothing was submitted.")
         except InputError as exc:

@@ -1,8 +1,8 @@
-"""What the job buttons and the Edit and rerun modal do on Slack, with Discord's rules: Cancel
-and Delete for the requester or a workspace admin, Share for the requester, Rerun and Edit for
-anyone who may make videos. Each click reads its job from the store, so buttons on messages
-posted by an earlier process work the same. Answers are ephemeral notes (`Notify`).
-"""
+"""What the job buttons and the Edit and rerun and Extend modals do on Slack, with Discord's
+rules: Cancel and Delete for the requester or a workspace admin, Share for the requester, Rerun,
+Edit and Extend for anyone who may make videos (a private job: its requester alone). Each click
+reads its job from the store, so buttons on messages posted by an earlier process work the same.
+Answers are ephemeral notes (`Notify`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from bot.engine import Engine, Job, JobRequest, Post, Store
 from bot.errors import InputError
+from bot.frontends.common import extend
 from bot.frontends.common.job_buttons import Action
 from bot.frontends.common.lifecycle import Lifecycle
 from bot.frontends.common.reruns import Edit, again, editable, inputs_expired, parse_seed
@@ -29,8 +30,10 @@ from bot.frontends.common.texts import (
 )
 from bot.frontends.slack.access import SlackAccess
 from bot.frontends.slack.delivery import SlackDeliverer
+from bot.frontends.slack.generate import SlackGenerate
 from bot.frontends.slack.progress import SlackProgress
 from bot.frontends.slack.submit import Notify, SlackSubmitter
+from bot.media.prepare import MediaSource
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ NOT_YOURS = "Only the person who started this job, or a workspace admin, can do 
 class SlackJobActions:
     def __init__(self, engine: Engine, store: Store, *, access: SlackAccess,
                  lifecycle: Lifecycle, progress: SlackProgress, deliverer: SlackDeliverer,
-                 submitter: SlackSubmitter) -> None:
+                 submitter: SlackSubmitter, generate: SlackGenerate) -> None:
         self.engine = engine
         self.store = store
         self.access = access
@@ -48,6 +51,7 @@ class SlackJobActions:
         self.progress = progress
         self.deliverer = deliverer
         self.submitter = submitter
+        self.generate = generate  # Extend's path: limits held, the last frame prepared
         self._sharing: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def job(self, job_id: str, notify: Notify) -> Job | None:
@@ -99,6 +103,24 @@ class SlackJobActions:
         if request is not None:
             async with self.lifecycle.command_running():
                 await self.submitter.submit(request, notify)
+
+    async def extend_refusal(self, job: Job, user_id: str) -> str | None:
+        """Why this person may not extend this job (a rerun's rules, and a video to continue);
+        None when they may."""
+        if job.private and user_id != job.user_id:
+            return ONLY_REQUESTER
+        refusal = await self.access.generate_refusal(job.team_id, user_id)
+        return refusal or extend.refusal(job)
+
+    async def extended(self, job: Job, user_id: str, typed: tuple[str, MediaSource | None],
+                       notify: Notify) -> None:
+        """The Extend modal came back: checked again (it may be forged), then the new clip."""
+        refusal = await self.extend_refusal(job, user_id)
+        if refusal is not None:
+            await notify(refusal)
+            return
+        prompt, last = typed
+        await self.generate.extend(job, user_id, prompt, last, notify)
 
     async def share(self, job: Job, user_id: str, notify: Notify) -> None:
         if user_id != job.user_id:

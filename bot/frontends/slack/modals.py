@@ -1,5 +1,5 @@
-"""The modals: a new job (`wan:new:<command>`) and Edit and rerun (`wan:editform:<job id>`), and
-what a submission of each asks for.
+"""The modals: a new job (`wan:new:<command>`), Edit and rerun (`wan:editform:<job id>`) and
+Extend (`wan:extendform:<job id>`), and what a submission of each asks for.
 
 A media input is an `input` block whose block_id and action_id are the option name, holding a
 `file_input` (Slack's own upload, 10 MB at most) with a `<name>_url` text block beside it for a
@@ -17,6 +17,7 @@ from bot.engine import Job
 from bot.errors import InputError
 from bot.frontends.common.intake import Ask
 from bot.frontends.common.options import INPUTS, RENAMED, parameters
+from bot.media.prepare import MediaSource
 from bot.provider import catalog
 from bot.provider.catalog import Command
 
@@ -83,6 +84,15 @@ def edit_view(job: Job, channel_id: str) -> dict[str, Any]:
               _text_input("seed", "Seed (empty: a new random one)", optional=True)]
     return _view(f"wan:editform:{job.id}", "Edit and rerun", blocks,
                  Metadata(channel_id, job.command))
+
+
+def extend_view(job: Job, channel_id: str) -> dict[str, Any]:
+    """The Extend form: the next clip's prompt (this one's to start with), and a last frame to
+    end on, if the person wants one (then first/last-frame instead of image-to-video)."""
+    blocks = [_text_input("prompt", "What happens next", multiline=True, optional=True,
+                          initial=job.prompt or ""),
+              *_media_blocks(Command.KF2V, "last_frame_url", "last_frame")]
+    return _view(f"wan:extendform:{job.id}", "Extend", blocks, Metadata(channel_id, job.command))
 
 
 def _view(callback_id: str, title: str, blocks: list[Block], meta: Metadata) -> dict[str, Any]:
@@ -230,6 +240,16 @@ def check_inputs_given(typed: Typed) -> None:
         name = media_names(command)[field]
         if option.required and not typed.ask.inputs.get(field):
             raise InputError(name, "attach a file here or give a link below.")
+
+
+def read_extend(view: dict[str, Any], sources: Any) -> tuple[str, MediaSource | None]:
+    """The prompt and the last frame (a file or a link; None: none) an Extend form asks for."""
+    values = values_of(view)
+    urls = (values.get("last_frame_url") or "").split()
+    given = sources(_files(values.get("last_frame"), {}), urls, "last_frame")
+    if len(given) > 1:
+        raise InputError("last_frame", "give one last frame.")
+    return values.get("prompt") or "", (given[0] if given else None)
 
 
 def read_edit(view: dict[str, Any]) -> tuple[str, str, str]:

@@ -39,8 +39,8 @@ def jobs_text(jobs: Sequence[Job]) -> str:
     return "*Your jobs here, newest first*\n" + "\n".join(lines)
 
 
-def job_text(update: JobUpdate) -> str:
-    """Everything known about one job."""
+def job_text(update: JobUpdate, chain: Sequence[Job] = ()) -> str:
+    """Everything known about one job; `chain`: the clips it extends and itself, root first."""
     job = update.job
     lines = [f"*Job `{job.id}`* · /{job.command} · {job.model}",
              quoted(job.prompt) if job.prompt else "",
@@ -54,7 +54,22 @@ def job_text(update: JobUpdate) -> str:
         lines.append("Error: " + describe(job.error_code, job.error_message or ""))
     if job.usage and "video_duration" in job.usage:
         lines.append(f"Video: {job.usage['video_duration']} s")
+    if len(chain) > 1:
+        lines.append(chain_line(job, chain))
     return "\n".join(line for line in lines if line)
+
+
+def chain_line(job: Job, chain: Sequence[Job]) -> str:
+    """The clips this job continues, in order, and where its chain video stands."""
+    clips = " → ".join(f"*`{c.id}`*" if c.id == job.id else f"`{c.id}`" for c in chain)
+    video = job.chain
+    if video is None or not video.done:
+        state = "being put together"
+    elif video.state == "posted" and video.seconds:
+        state = f"{video.seconds:g} s, in the job's thread"
+    else:
+        state = "not made" + (f": {video.note}" if video.note else "")
+    return f"Chain ({len(chain)} clips): {clips}; the whole chain {state}."
 
 
 def _status(update: JobUpdate) -> str:

@@ -169,3 +169,21 @@ async def test_a_clip_gone_from_disk_posts_the_new_clip_and_says_why(wan: Stack)
     note = await chain_post(wan, second)
     assert not note.files and f"the video of `{first.id}` is no longer kept here" in note.content
     assert len(wan.deliveries()) == 2  # both clips were posted
+
+
+async def test_a_chain_too_large_for_the_channel_is_reencoded_to_fit(wan: Stack,
+                                                                    tmp_path: Path) -> None:
+    """Each clip fits the upload limit, the two together do not: the chain video is
+    re-encoded to fit (h12fit's `fit_video`), and still lasts the sum of the clips."""
+    wan.sim.config.result_video = clip(seconds=1.0)
+    first = await delivered_i2v(wan)
+    limit = len(clip(seconds=1.0)) * 3 // 2
+    record = await wan.fake.slash("extend", {"job": first.id}, attachment_size_limit=limit)
+    second = await queued_from(record, wan)
+    second = await wan.wait_id(second.id, lambda j: j.chain is not None and j.chain.done)
+    post = await chain_post(wan, second)
+    assert "re-encoded to fit here" in post.content
+    fitted = saved(post, tmp_path / "fitted.mp4")
+    assert fitted.stat().st_size <= limit
+    assert duration_s(fitted) == pytest.approx(2.0, abs=0.15)
+    assert not list((wan.running.settings.video_dir).glob("*.chain*"))  # nothing left behind

@@ -1,5 +1,6 @@
 """The job buttons, `wan:<action>:<job id>`: matched by a pattern, so buttons on messages posted
-by an earlier process work the same. Edit and rerun opens its modal; the others act at once."""
+by an earlier process work the same. Edit and rerun and Extend open their modals; the others
+act at once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.frontends.common.job_buttons import BUTTON, Action
 from bot.frontends.common.texts import oops_text
 from bot.frontends.slack.listeners.commands import notifier
-from bot.frontends.slack.modals import edit_view
+from bot.frontends.slack.modals import edit_view, extend_view
 from bot.frontends.slack.services import Services
 from bot.frontends.slack.submit import Notify
 
@@ -51,12 +52,18 @@ async def on_button(services: Services, body: dict[str, Any], action: dict[str, 
     job = await services.actions.job(match["id"], notify)
     if job is None:
         return
-    if Action(match["action"]) is not Action.EDIT:
-        await services.actions.on_click(Action(match["action"]), job, user_id, notify)
+    action = Action(match["action"])
+    if action not in FORMS:
+        await services.actions.on_click(action, job, user_id, notify)
         return
-    refusal = await services.actions.edit_refusal(job, user_id)
+    refusal = await (services.actions.edit_refusal(job, user_id) if action is Action.EDIT
+                     else services.actions.extend_refusal(job, user_id))
     if refusal is not None:
         await notify(refusal)
         return
     channel = str((body.get("channel") or {}).get("id") or job.channel_id)
-    await services.client.views_open(trigger_id=body["trigger_id"], view=edit_view(job, channel))
+    await services.client.views_open(trigger_id=body["trigger_id"],
+                                     view=FORMS[action](job, channel))
+
+
+FORMS = {Action.EDIT: edit_view, Action.EXTEND: extend_view}  # buttons that open a modal

@@ -1,6 +1,7 @@
-"""Modal submissions: a new job (`wan:new:<command>`), Edit and rerun (`wan:editform:<id>`)
-and the settings (`wan:settings`). What can be checked without a download is answered in the
-ack, on the block that is wrong; what needs a download comes back as an ephemeral note."""
+"""Modal submissions: a new job (`wan:new:<command>`), Edit and rerun (`wan:editform:<id>`),
+Extend (`wan:extendform:<id>`) and the settings (`wan:settings`). What can be checked without a
+download is answered in the ack, on the block that is wrong; what needs a download comes back as
+an ephemeral note."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bot.frontends.slack.modals import (
     Metadata,
     check_inputs_given,
     read_edit,
+    read_extend,
     read_new_job,
 )
 from bot.frontends.slack.services import Services
@@ -31,6 +33,7 @@ from bot.frontends.slack.submit import Notify
 
 NEW = re.compile(r"wan:new:(?P<command>[a-z0-9]+)")
 EDIT = re.compile(rf"wan:editform:{JOB_ID}")
+EXTEND = re.compile(rf"wan:extendform:{JOB_ID}")
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -43,11 +46,15 @@ def register(app: AsyncApp, services: Services) -> None:
         notify = services.notify_in(meta.channel_id, str(body["user"]["id"]))
         await guarded(on_edited(services, body, view, notify), notify)
 
+    async def extended(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await on_extended(services, ack, body, view)
+
     async def settings(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await on_settings(services, ack, body, view)
 
     app.view(NEW)(new_job)
     app.view(EDIT)(edited)
+    app.view(EXTEND)(extended)
     app.view(CALLBACK)(settings)
 
 
@@ -86,6 +93,28 @@ async def on_edited(services: Services, body: dict[str, Any], view: dict[str, An
     job = await services.actions.job(match["id"] if match else "", notify)
     if job is not None:
         await services.actions.edited(job, user_id, read_edit(view), notify)
+
+
+async def on_extended(services: Services, ack: Any, body: dict[str, Any],
+                      view: dict[str, Any]) -> None:
+    """An Extend form: the last frame's block answered in the ack when it is wrong."""
+    try:
+        prompt, last = read_extend(view, sources_for(services.settings.slack_bot_token))
+    except InputError as exc:
+        await ack(response_action="errors", errors={block_for(exc, view): exc.message})
+        return
+    await ack()
+    meta = Metadata.load(view.get("private_metadata", ""))
+    user_id = str(body["user"]["id"])
+    notify = services.notify_in(meta.channel_id, user_id)
+    match = EXTEND.fullmatch(str(view.get("callback_id")))
+
+    async def extend() -> None:
+        job = await services.actions.job(match["id"] if match else "", notify)
+        if job is not None:
+            await services.actions.extended(job, user_id, (prompt, last), notify)
+
+    await guarded(extend(), notify)
 
 
 async def on_settings(services: Services, ack: Any, body: dict[str, Any],

@@ -42,7 +42,8 @@ async def _job(services: Services, team_id: str, user_id: str, job_id: str) -> s
     if job is None or hidden:
         shown = f" `{job_id}`" if job_id.isalnum() else ""
         return f"I can't find a job{shown} here. `/wan jobs` lists yours with their ids."
-    return pages.job_text(await services.engine.update_for(job))
+    chain = await services.store.chain_of(job.id) if job.parent_id else [job]
+    return pages.job_text(await services.engine.update_for(job), chain)
 
 
 async def _queue(services: Services, team_id: str) -> str:
