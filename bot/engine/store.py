@@ -96,6 +96,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_team_day ON jobs (team_id, created_at);
     CREATE INDEX jobs_unfinished ON jobs (team_id, user_id) WHERE state NOT IN {TERMINAL_SQL};
     """,
+    # 5: the video re-encoded to fit the destination's upload limit (a JSON `Fit` record).
+    """
+    ALTER TABLE jobs ADD COLUMN fit TEXT;
+    """,
 )
 
 

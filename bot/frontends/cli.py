@@ -93,6 +93,9 @@ def ask_from(args: argparse.Namespace) -> Ask:
 class FileDeliverer:
     """Delivers a terminal job by copying its video to the path given with --out."""
 
+    def upload_limit(self, job: Job) -> None:
+        return None  # a file of any size: the original, never re-encoded
+
     async def deliver(self, job: Job, video: Path) -> Delivery:
         out = Path(job.display.out or "")
         await asyncio.to_thread(_copy, video, out)

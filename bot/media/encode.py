@@ -137,7 +137,7 @@ def _plan(source: _Source, height: int, limit_bytes: int, last: bool) -> _Plan |
     total_bps = AIM * limit_bytes * 8 / max(source.seconds, 0.1)
     audio_bps = 0
     if source.audio:
-        audio_bps = AUDIO_BPS if AUDIO_BPS <= total_bps / 10 else TIGHT_AUDIO_BPS
+        audio_bps = AUDIO_BPS if total_bps / 10 >= AUDIO_BPS else TIGHT_AUDIO_BPS
     video_bps = total_bps - audio_bps
     width = max(2, round(source.width * height / source.height / 2) * 2)
     bpp = video_bps / (width * height * float(source.fps))
@@ -228,7 +228,7 @@ class EncodePool:
         if workers < 1:
             raise ValueError("an encode pool needs at least one worker")
         self.workers = workers
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="wanbot-encode")
+        self._executor: ThreadPoolExecutor | None = None  # made at first use, again after close
 
     async def fit(self, src: Path, dst: Path, limit_bytes: int,
                   *, ladder: tuple[int, ...] = LADDER) -> Fitted | None:
@@ -243,6 +243,8 @@ class EncodePool:
         return await self._run(functools.partial(fn, *args), threading.Event())
 
     async def _run(self, job: Callable[[], T], cancel: threading.Event) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="wanbot-encode")
         future = asyncio.get_running_loop().run_in_executor(self._executor, job)
         try:
             return await asyncio.shield(future)
@@ -254,5 +256,8 @@ class EncodePool:
             raise
 
     def close(self) -> None:
-        """Stop taking work; what is queued is dropped, what runs finishes on its own."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Let the idle threads go; what is queued is dropped (callers canceled their encodes
+        first, which stops the running ones within a frame)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

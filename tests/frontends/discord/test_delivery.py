@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from bot.engine import Delivery, Display, Job, JobState, Store
+from bot.frontends.discord.delivery import DM_UPLOAD_LIMIT
 from tests.discord_stack import (
     EDITS,
     MESSAGES,
@@ -131,6 +132,7 @@ async def test_guild_limit_applies_without_one_from_the_interaction(wan: Stack) 
               command="kf2v", model="wan2.2-kf2v-flash", state=JobState.SUCCEEDED, created_at=0)
     assert bot.deliverer.upload_limit(job) == guild.filesize_limit
     assert bot.deliverer.upload_limit(replace(job, display=Display(upload_limit=5))) == 5
+    assert bot.deliverer.upload_limit(replace(job, private=True)) == DM_UPLOAD_LIMIT
 
 
 async def test_edits_use_the_bot_token_after_the_interaction_token_died(wan: Stack) -> None:
