@@ -13,6 +13,7 @@ attempt first asks the front end whether the post happened, so nothing is posted
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -67,6 +68,8 @@ class Results:
         self.deliverers: dict[str, Deliverer] = {}
         self.encoder = EncodePool(settings.encode_workers)
         self._busy: set[str] = set()  # jobs between `succeeded` and `delivering` here
+        # told (job id, share of frames done) as videos are re-encoded: for showing progress
+        self.fit_listeners: list[Callable[[str, float], None]] = []
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
         """A front end's way to post; what waited for it goes out now."""
@@ -129,13 +132,16 @@ class Results:
             self._busy.discard(job.id)
         if moved is not None:
             await self._post(moved, deliverer, check_first=False)
+        elif fit is not None and fit.path:  # canceled while it was encoded: nobody needs it
+            await asyncio.to_thread(_unlink, Path(fit.path))
 
     async def _fit(self, job: Job, limit: int) -> Fit:
         """The video re-encoded under `limit` on the encode pool (a Fit with no path: nothing
         fits, or the encode failed; the front end posts the link as before)."""
         src = Path(job.video_path or "")
         try:
-            fitted = await self.encoder.fit(src, src.with_name(f"{job.id}-fit.mp4"), limit)
+            fitted = await self.encoder.fit(src, src.with_name(f"{job.id}-fit.mp4"), limit,
+                                            progress=functools.partial(self._fit_progress, job.id))
         except asyncio.CancelledError:
             raise
         except Exception:  # a file PyAV cannot read, a full disk: the link still works
@@ -147,6 +153,10 @@ class Results:
                  fitted.height, limit)
         return Fit(limit_bytes=limit, path=str(fitted.path), size_bytes=fitted.size_bytes,
                    height=fitted.height)
+
+    def _fit_progress(self, job_id: str, done: float) -> None:
+        for listener in list(self.fit_listeners):
+            listener(job_id, done)
 
     async def _post(self, job: Job, deliverer: Deliverer, *, check_first: bool) -> None:
         """Post once; after a failure (or a crash) look for the post before posting again."""

@@ -346,7 +346,8 @@ class Simulator:
             raise Refuse(404, "NoSuchKey", "The specified key does not exist.", oss=True)
         if now >= task.end_at + self.config.ttl_s:
             raise Refuse(403, "AccessDenied", "Request has expired.", oss=True)
-        return await sim_media.send_video(request, self._mp4, self.config.result_bytes)
+        video = self.config.result_video or self._mp4
+        return await sim_media.send_video(request, video, self.config.result_bytes)
 
     async def _file(self, request: web.Request) -> web.Response:
         found = self.files.get(request.match_info["name"])
