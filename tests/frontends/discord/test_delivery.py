@@ -3,6 +3,7 @@ interaction token died, throttling, 429s, the video as a file or a link, the fin
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from dataclasses import replace
@@ -22,6 +23,7 @@ from tests.discord_stack import (
     reply,
 )
 from tests.fakediscord import FakeMessage, InteractionRecord
+from tests.media_support import detailed_video
 
 pytest_plugins = ("tests.discord_support",)
 
@@ -227,3 +229,22 @@ async def test_running_job_shows_an_eta_and_a_progress_bar(stack: Stack) -> None
     shown = fields(message)
     assert shown["Status"] == "Generating" and shown["Expected"].startswith("<t:")
     assert re.fullmatch(r"`[█░]{12} \d+%`", shown["Progress"])
+
+
+async def test_a_video_over_the_limit_arrives_as_a_file_that_fits(wan: Stack, tmp_path) -> None:
+    """Over the interaction's attachment_size_limit: re-encoded under it and attached, with the
+    original's link beside it for the full quality (a 1080P clip and 10 MiB, scaled by 32)."""
+    clip = await asyncio.to_thread(detailed_video, tmp_path / "r.mp4", 480, 270, 2.0,
+                                   audio=True, crf=8)
+    wan.sim.config.result_video = await asyncio.to_thread(clip.read_bytes)
+    limit = 320 * 1024
+    wan.fake.channel("general").upload_limit = limit
+    await kf2v(wan)
+    job, message = await delivered(wan)
+    [video] = message.files
+    assert video.filename == f"wan-{job.id}.mp4" and 0.9 * limit <= len(video.data) <= limit
+    assert job.result_url and f"<{job.result_url}>" in message.content
+    assert "Re-encoded to 270p to fit" in message.content
+    assert job.delivery is not None and job.delivery.mode == "file"
+    assert job.fit is not None and job.fit.size_bytes == len(video.data)
+    assert len(wan.deliveries()) == 1
