@@ -78,6 +78,9 @@ FIGURES = ("mean_delay_s", "p95_delay_s", "queries_per_job", "utilisation")
 class Sink:
     """Delivers into nothing; the benchmark measures the engine, not a front end."""
 
+    def upload_limit(self, job: Job) -> None:
+        return None
+
     async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
         return {}
 

@@ -48,7 +48,7 @@ class Settings:
     progress_interval_s: float = 5.0
     video_keep_s: float = 48 * 3600  # finished videos are deleted from disk after this long
     media_workers: int = 2  # threads that probe and repair media: bounds their memory and CPU
-    encode_workers: int = 1  # videos re-encoded at once to fit an upload limit (each uses all cores)
+    encode_workers: int = 1  # videos re-encoded at once to fit an upload limit (each: all cores)
     on_deck: int = 1  # tasks per model sent beyond its slots, held PENDING by the provider
     log_level: str = "INFO"
 

@@ -31,6 +31,11 @@ class Recorder:
         self.hang_after_post = False
         self.hang_before_post = False
         self.refuse = False
+        self.limit: int | None = None  # the upload limit it reports (None: any size)
+        self.videos: list[Path] = []  # the file of every post
+
+    def upload_limit(self, job: Job) -> int | None:
+        return self.limit
 
     async def deliver(self, job: Job, video: Path) -> dict[str, Any]:
         if self.refuse:
@@ -38,6 +43,7 @@ class Recorder:
         if self.hang_before_post:
             await asyncio.Event().wait()
         self.posts.append((job.id, await asyncio.to_thread(video.read_bytes)))
+        self.videos.append(video)
         if self.hang_after_post:
             await asyncio.Event().wait()
         return {"post": len(self.posts)}

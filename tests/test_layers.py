@@ -23,7 +23,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "bot.provider": ("leaves",),
     "bot.sim": ("leaves", "bot.provider.catalog"),
     "bot.media": ("leaves", "bot.provider"),
-    "bot.engine": ("leaves", "bot.provider"),
+    "bot.engine": ("leaves", "bot.provider", "bot.media"),  # media never imports the engine
     "bot.frontends.common": ("leaves", "bot.provider", "bot.media", "bot.engine"),
     "bot.frontends.cli": ("leaves", "bot.provider", "bot.media", "bot.engine",
                           "bot.frontends.common"),

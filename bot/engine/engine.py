@@ -116,6 +116,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.poller.close()
+        self.results.encoder.close()
         self._loops.clear()
         self._work.clear()
 
@@ -174,7 +175,7 @@ class Engine:
             return CancelOutcome.TOO_LATE
         # Written first: whatever happens next (a result, a restart) honours it.
         job = await self.store.update_job(job.id, cancel_requested=True) or job
-        if job.state is JobState.SUCCEEDED:
+        if job.state in (JobState.SUCCEEDED, JobState.FITTING):
             await self._mark_canceled(job)
             return CancelOutcome.WILL_NOT_DELIVER
         if job.state is JobState.PENDING and await self._cancel_at_provider(job):
@@ -453,8 +454,8 @@ class Engine:
         return True
 
     async def _mark_canceled(self, job: Job) -> None:
-        await self._set(job, JobState.CANCELED, expect=[*AT_PROVIDER, JobState.SUCCEEDED],
-                        error_code="Canceled", finished_at=self.clock.now())
+        await self._set(job, JobState.CANCELED, expect=[*AT_PROVIDER, JobState.SUCCEEDED,
+                        JobState.FITTING], error_code="Canceled", finished_at=self.clock.now())
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         log.info("job %s failed: %s %s", job.id, code, message)

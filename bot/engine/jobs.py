@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from bot.engine.records import ChainVideo, Delivery, Display, ProgressRef, Record
+from bot.engine.records import ChainVideo, Delivery, Display, Fit, ProgressRef, Record
 
 
 class JobState(StrEnum):
@@ -22,6 +22,7 @@ class JobState(StrEnum):
     PENDING = "pending"  # the provider holds the task, not started
     RUNNING = "running"  # the provider is generating
     SUCCEEDED = "succeeded"  # the provider finished; the video is being fetched
+    FITTING = "fitting"  # the video is being re-encoded to fit where it goes (see `fit`)
     DELIVERING = "delivering"  # the front end is posting the result
     DELIVERED = "delivered"  # posted; done
     FAILED = "failed"  # the provider or our checks refused it; done
@@ -33,7 +34,7 @@ TERMINAL = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, Jo
 AT_PROVIDER = frozenset({JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING})
 
 JSON_COLUMNS = (
-    "media", "options", "notes", "usage", "progress_ref", "delivery", "display", "sends",
+    "media", "options", "notes", "usage", "progress_ref", "delivery", "display", "sends", "fit",
     "chain",
 )
 
@@ -85,6 +86,7 @@ class Job(JobRequest):
     video_path: str | None = None
     progress_ref: ProgressRef | None = None  # where the front end shows progress
     delivery: Delivery | None = None  # where the front end posted the result
+    fit: Fit | None = None  # the video re-encoded to fit the destination's upload limit
     cancel_requested: bool = False
     updated_at: float = 0.0
     chain: ChainVideo | None = None  # an extension's whole chain as one video (chains.py)
@@ -108,13 +110,19 @@ class Job(JobRequest):
         return self.state in TERMINAL
 
     @property
+    def post_path(self) -> str | None:
+        """The video file to post: the one re-encoded to fit, when made, else the original."""
+        return self.fit.path if self.fit is not None and self.fit.path else self.video_path
+
+    @property
     def seed(self) -> int | None:
         return self.options.get("seed")
 
 
 FIELDS = frozenset(f.name for f in fields(Job))
 RECORDS: dict[str, type[Record]] = {
-    "progress_ref": ProgressRef, "delivery": Delivery, "display": Display, "chain": ChainVideo}
+    "progress_ref": ProgressRef, "delivery": Delivery, "display": Display, "fit": Fit,
+    "chain": ChainVideo}
 
 
 @dataclass(frozen=True)

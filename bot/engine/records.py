@@ -94,6 +94,22 @@ class Display(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Fit(Record):
+    """The video made to fit where it goes: written with the move to `delivering`, so a
+    restart posts the same file. No `path`: even the smallest encode was too big (the link
+    goes instead)."""
+
+    limit_bytes: int  # the destination's upload limit it was made for
+    path: str | None = None  # the re-encoded file (the original stays at the job's video_path)
+    size_bytes: int | None = None
+    height: int | None = None  # lines
+
+    @property
+    def made(self) -> bool:
+        return self.path is not None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ChainVideo(Record):
     """An extended clip's whole chain, stitched into one video and posted after the clip.
 

@@ -1,6 +1,11 @@
 """Finished videos: fetched while their links live (24 h), then handed to the front end that
 asked for them, exactly once.
 
+A video larger than its destination takes (the deliverer's `upload_limit`) is re-encoded to
+fit first, on the encode pool: `fitting` is written before the encode, and the fitted file (a
+`Fit` record) with the move to `delivering`, so a restart encodes again from the original (a
+canceled encode leaves no partial file) and a delivery retried posts the same file.
+
 `delivering` is written before a front end posts; if the process dies mid-post, the next
 attempt first asks the front end whether the post happened, so nothing is posted twice.
 """
@@ -8,6 +13,7 @@ attempt first asks the front end whether the post happened, so nothing is posted
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -17,9 +23,10 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.jobs import Job, JobState
-from bot.engine.records import Delivery
+from bot.engine.records import Delivery, Fit
 from bot.engine.store import Store
 from bot.errors import ApiError, StorageError, Undeliverable
+from bot.media.encode import EncodePool
 from bot.provider.client import DashScope
 from bot.units import MiB
 
@@ -35,6 +42,10 @@ Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + no
 
 
 class Deliverer(Protocol):
+    def upload_limit(self, job: Job) -> int | None:
+        """The largest file this job's destination takes, in bytes; None: any size."""
+        ...
+
     async def deliver(self, job: Job, video: Path) -> Delivery:
         """Post the video; return where it went (kept in the job's `delivery`)."""
         ...
@@ -55,6 +66,10 @@ class Results:
         self.transition = transition
         self.spawn = spawn
         self.deliverers: dict[str, Deliverer] = {}
+        self.encoder = EncodePool(settings.encode_workers)
+        self._busy: set[str] = set()  # jobs between `succeeded` and `delivering` here
+        # told (job id, share of frames done) as videos are re-encoded: for showing progress
+        self.fit_listeners: list[Callable[[str, float], None]] = []
 
     def register(self, platform: str, deliverer: Deliverer) -> None:
         """A front end's way to post; what waited for it goes out now."""
@@ -98,16 +113,57 @@ class Results:
         deliverer = self.deliverers.get(job.platform)
         if deliverer is None:
             return  # delivered when its front end registers
-        moved = await self.transition(job, JobState.DELIVERING, expect=[JobState.SUCCEEDED])
+        if job.id in self._busy:
+            return  # already on its way (a restart's two paths can both find it)
+        self._busy.add(job.id)
+        try:
+            limit = deliverer.upload_limit(job)
+            size = await asyncio.to_thread(_size, Path(job.video_path or ""))
+            fit = None
+            if limit is not None and size is not None and size > limit:
+                fitting = await self.transition(job, JobState.FITTING,
+                                                expect=[JobState.SUCCEEDED, JobState.FITTING])
+                if fitting is None:
+                    return  # canceled meanwhile
+                fit = await self._fit(fitting, limit)
+            moved = await self.transition(job, JobState.DELIVERING,
+                                          expect=[JobState.SUCCEEDED, JobState.FITTING], fit=fit)
+        finally:
+            self._busy.discard(job.id)
         if moved is not None:
             await self._post(moved, deliverer, check_first=False)
+        elif fit is not None and fit.path:  # canceled while it was encoded: nobody needs it
+            await asyncio.to_thread(_unlink, Path(fit.path))
+
+    async def _fit(self, job: Job, limit: int) -> Fit:
+        """The video re-encoded under `limit` on the encode pool (a Fit with no path: nothing
+        fits, or the encode failed; the front end posts the link as before)."""
+        src = Path(job.video_path or "")
+        try:
+            fitted = await self.encoder.fit(src, src.with_name(f"{job.id}-fit.mp4"), limit,
+                                            progress=functools.partial(self._fit_progress, job.id))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a file PyAV cannot read, a full disk: the link still works
+            log.exception("job %s: could not re-encode its video to fit %d bytes", job.id, limit)
+            fitted = None
+        if fitted is None or not fitted.reencoded:
+            return Fit(limit_bytes=limit)
+        log.info("job %s: re-encoded to %d bytes at %dp to fit %d", job.id, fitted.size_bytes,
+                 fitted.height, limit)
+        return Fit(limit_bytes=limit, path=str(fitted.path), size_bytes=fitted.size_bytes,
+                   height=fitted.height)
+
+    def _fit_progress(self, job_id: str, done: float) -> None:
+        for listener in list(self.fit_listeners):
+            listener(job_id, done)
 
     async def _post(self, job: Job, deliverer: Deliverer, *, check_first: bool) -> None:
         """Post once; after a failure (or a crash) look for the post before posting again."""
         async for _ in self._retries(job.id, "delivery"):
             try:
                 where = await deliverer.find_delivery(job) if check_first else None
-                where = where or await deliverer.deliver(job, Path(job.video_path or ""))
+                where = where or await deliverer.deliver(job, Path(job.post_path or ""))
             except Undeliverable as exc:
                 log.warning("job %s: cannot be delivered: %s", job.id, exc)
                 await self.transition(job, JobState.FAILED, expect=[JobState.DELIVERING],
@@ -122,7 +178,8 @@ class Results:
             return
 
     async def _deliver_waiting(self, platform: str) -> None:
-        for job in await self.store.jobs_in([JobState.SUCCEEDED, JobState.DELIVERING]):
+        waiting = [JobState.SUCCEEDED, JobState.FITTING, JobState.DELIVERING]
+        for job in await self.store.jobs_in(waiting):
             if job.platform != platform or not job.video_path:
                 continue
             if job.state is JobState.DELIVERING:
@@ -148,6 +205,8 @@ class Results:
         old = await self.store.old_videos(cutoff)
         for job in old:
             await asyncio.to_thread(_unlink, Path(job.video_path or ""))
+            if job.fit is not None and job.fit.path:
+                await asyncio.to_thread(_unlink, Path(job.fit.path))
             await self.store.update_job(job.id, video_path=None)
         return len(old)
 
@@ -164,3 +223,10 @@ class Results:
 
 def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None

@@ -97,8 +97,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_team_day ON jobs (team_id, created_at);
     CREATE INDEX jobs_unfinished ON jobs (team_id, user_id) WHERE state NOT IN {TERMINAL_SQL};
     """,
-    # 5: reserved (fit to the upload limit).
-    "",
+    # 5: the video re-encoded to fit the destination's upload limit (a JSON `Fit` record).
+    """
+    ALTER TABLE jobs ADD COLUMN fit TEXT;
+    """,
     # 6: Extend: a job made from another's last frame names it (its chain, root first, is
     # walked up by id); the chain stitched into one video, a record like `delivery`; an index
     # for the delivered extensions whose chain video is still to be made or posted.

@@ -120,6 +120,9 @@ class FileDeliverer:
     """Delivers a terminal job by copying its video to the path given with --out, and an
     extension's chain video beside it (`chain_path`)."""
 
+    def upload_limit(self, job: Job) -> None:
+        return None  # a file of any size: the original, never re-encoded
+
     async def deliver(self, job: Job, video: Path) -> Delivery:
         out = Path(job.display.out or "")
         await asyncio.to_thread(_copy, video, out)
@@ -144,11 +147,13 @@ class FileDeliverer:
         return Post(platform="cli", message_id=str(out))
 
     async def find_chain(self, job: Job) -> Post | None:
+        """The chain written before a crash: its file beside the clip, as large as ours (or
+        ours is gone: then it was written)."""
         out = chain_path(job)
-        chain = job.chain
-        same = chain is not None and chain.path is not None and await asyncio.to_thread(
-            _same_size, Path(chain.path), out)
-        return Post(platform="cli", message_id=str(out)) if same else None
+        ours = Path((job.chain and job.chain.path) or "")
+        written = await asyncio.to_thread(
+            lambda: out.exists() and (not ours.exists() or _same_size(ours, out)))
+        return Post(platform="cli", message_id=str(out)) if written else None
 
 
 def chain_path(job: Job) -> Path:

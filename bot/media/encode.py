@@ -38,6 +38,7 @@ GOOD_BPP = 0.05  # video bits per pixel and frame that x264 still shows well: be
 LEAST_BPP = 0.012  # below this even the lowest step is a smear: give up, post the link
 AUDIO_BPS = 128_000
 TIGHT_AUDIO_BPS = 64_000  # when 128 kbit/s would take over a tenth of the budget
+ENCODES = 3  # at most per step: the first, its correction, and one more if that overshot
 MAX_CORRECTION = 3.0  # a second encode asks at most this many times the first's bitrate
 PRESET = "veryfast"  # on 2 cores: ~1.5x the clip's duration for 1080P, within 1 dB of "medium"
 
@@ -67,6 +68,22 @@ class _Source:
 
 
 @dataclass(frozen=True)
+class _Steer:
+    """What the caller reaches into a running encode with: stop it, hear how far it is."""
+
+    cancel: threading.Event | None
+    progress: Callable[[float], None] | None
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise EncodeCanceled()
+
+    def frame(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(min(1.0, done / max(1, total)))
+
+
+@dataclass(frozen=True)
 class _Plan:
     width: int
     height: int
@@ -75,12 +92,15 @@ class _Plan:
 
 
 def fit_video(src: Path, dst: Path, limit_bytes: int, *, ladder: tuple[int, ...] = LADDER,
-              cancel: threading.Event | None = None) -> Fitted | None:
+              cancel: threading.Event | None = None,
+              progress: Callable[[float], None] | None = None) -> Fitted | None:
     """`src` as a file of at most `limit_bytes`: `src` itself when it fits already, else
     re-encoded into `dst`; None when even the lowest step cannot fit (post the link instead).
 
-    Blocks (run it on an `EncodePool`). Raises av.FFmpegError for a file that is not a video,
+    Blocks (run it on an `EncodePool`). `progress` is told the share of frames encoded (of
+    each attempt) as it goes. Raises av.FFmpegError for a file that is not a video,
     EncodeCanceled when `cancel` is set while it works."""
+    steer = _Steer(cancel, progress)
     size = os.path.getsize(src)
     source = _probe(src)
     if size <= limit_bytes:
@@ -88,7 +108,7 @@ def fit_video(src: Path, dst: Path, limit_bytes: int, *, ladder: tuple[int, ...]
     steps = _steps(source.height, ladder)
     for plan in filter(None, (_plan(source, height, limit_bytes, i == len(steps) - 1)
                               for i, height in enumerate(steps))):
-        fitted = _encode_fitting(src, dst, source, plan, limit_bytes, cancel)
+        fitted = _encode_fitting(src, dst, source, plan, limit_bytes, steer)
         if fitted is not None:
             return fitted
     log.info("%s: %d bytes cannot fit %d bytes even at %d lines", src.name, size, limit_bytes,
@@ -97,23 +117,30 @@ def fit_video(src: Path, dst: Path, limit_bytes: int, *, ladder: tuple[int, ...]
 
 
 def _encode_fitting(src: Path, dst: Path, source: _Source, plan: _Plan, limit_bytes: int,
-                    cancel: threading.Event | None) -> Fitted | None:
-    """Encode at `plan`, measure, correct the bitrate once if needed; None if still too big."""
-    size = _encode(src, dst, source, plan, cancel)
-    if FLOOR * limit_bytes <= size <= CEILING * limit_bytes:
-        return _fitted(dst, size, source, plan)
-    audio_bytes = plan.audio_bps * source.seconds / 8
-    wanted = AIM * limit_bytes - audio_bytes
-    scale = min(MAX_CORRECTION, wanted / max(1.0, size - audio_bytes))
-    first = size
-    corrected = _Plan(plan.width, plan.height, int(plan.video_bps * scale), plan.audio_bps)
-    size = _encode(src, dst, source, corrected, cancel)
-    log.info("%s at %dp: %d bytes, then %d (limit %d)", src.name, plan.height, first, size,
-             limit_bytes)
-    if size <= CEILING * limit_bytes:
-        return _fitted(dst, size, source, corrected)
+                    steer: _Steer) -> Fitted | None:
+    """Encode at `plan`, measure, and correct the bitrate once if the result is over the
+    ceiling or under the floor; once more only if the correction overshot. None if the last
+    is still too big (the caller steps down)."""
+    sizes: list[int] = []
+    for attempt in range(ENCODES):
+        size = _encode(src, dst, source, plan, steer)
+        sizes.append(size)
+        if size <= CEILING * limit_bytes and (attempt > 0 or size >= FLOOR * limit_bytes):
+            break
+        plan = _corrected(plan, size, source.seconds, limit_bytes)
+    log.info("%s at %dp: %s bytes (limit %d)", src.name, plan.height, sizes, limit_bytes)
+    if sizes[-1] <= CEILING * limit_bytes:
+        return _fitted(dst, sizes[-1], source, plan)
     dst.unlink(missing_ok=True)
     return None
+
+
+def _corrected(plan: _Plan, size: int, seconds: float, limit_bytes: int) -> _Plan:
+    """The plan with its video bitrate scaled by how far the last result missed the aim."""
+    audio_bytes = plan.audio_bps * seconds / 8
+    wanted = AIM * limit_bytes - audio_bytes
+    scale = min(MAX_CORRECTION, wanted / max(1.0, size - audio_bytes))
+    return _Plan(plan.width, plan.height, int(plan.video_bps * scale), plan.audio_bps)
 
 
 def _fitted(dst: Path, size: int, source: _Source, plan: _Plan) -> Fitted:
@@ -159,12 +186,12 @@ def _probe(src: Path) -> _Source:
 
 
 def _encode(src: Path, dst: Path, source: _Source, plan: _Plan,
-            cancel: threading.Event | None) -> int:
+            steer: _Steer) -> int:
     """One encode of `src` at `plan` into `dst` (through a .part file); its size in bytes."""
     part = dst.with_name(dst.name + ".part")
     try:
         with av.open(str(src)) as inp, av.open(str(part), "w", format="mp4") as out:
-            _transcode(inp, out, source, plan, cancel)
+            _transcode(inp, out, source, plan, steer)
         os.replace(part, dst)
     finally:
         part.unlink(missing_ok=True)
@@ -172,7 +199,7 @@ def _encode(src: Path, dst: Path, source: _Source, plan: _Plan,
 
 
 def _transcode(inp: Any, out: Any, source: _Source, plan: _Plan,
-               cancel: threading.Event | None) -> None:
+               steer: _Steer) -> None:
     v_in = inp.streams.video[0]
     v_in.thread_type = "AUTO"
     v_out = out.add_stream("libx264", rate=source.fps)
@@ -187,13 +214,15 @@ def _transcode(inp: Any, out: Any, source: _Source, plan: _Plan,
         a_out = out.add_stream("aac", rate=a_in.codec_context.sample_rate or 48000)
         a_out.bit_rate = plan.audio_bps
         streams.append(a_in)
-    scale = _scaler(source, plan, v_out)
+    scale = _scaler(source, plan)
+    total, done = round(source.seconds * source.fps), 0
     for packet in inp.demux(*streams):
-        if cancel is not None and cancel.is_set():
-            raise EncodeCanceled()
+        steer.check()
         for frame in packet.decode():
             if packet.stream is v_in:
                 out.mux(v_out.encode(scale(frame)))
+                done += 1
+                steer.frame(done, total)
             elif a_out is not None:
                 frame.pts = None  # the encoder numbers its own samples
                 out.mux(a_out.encode(frame))
@@ -202,7 +231,7 @@ def _transcode(inp: Any, out: Any, source: _Source, plan: _Plan,
         out.mux(a_out.encode(None))
 
 
-def _scaler(source: _Source, plan: _Plan, v_out: Any) -> Callable[[Any], Any]:
+def _scaler(source: _Source, plan: _Plan) -> Callable[[Any], Any]:
     """Each decoded frame at the plan's size, timed in frames at the source's rate (a frame
     that lands on an earlier one's time is pushed one on: the encoder needs rising times)."""
     last = [-1]
@@ -214,7 +243,7 @@ def _scaler(source: _Source, plan: _Plan, v_out: Any) -> Callable[[Any], Any]:
         last[0] = pts
         made = frame.reformat(width=plan.width, height=plan.height, format="yuv420p",
                               interpolation="AREA" if resize else None)
-        made.pts, made.time_base = pts, v_out.codec_context.time_base
+        made.pts, made.time_base = pts, 1 / source.fps
         return made
 
     return scale
@@ -228,14 +257,21 @@ class EncodePool:
         if workers < 1:
             raise ValueError("an encode pool needs at least one worker")
         self.workers = workers
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="wanbot-encode")
+        self._executor: ThreadPoolExecutor | None = None  # made at first use, again after close
 
-    async def fit(self, src: Path, dst: Path, limit_bytes: int,
-                  *, ladder: tuple[int, ...] = LADDER) -> Fitted | None:
-        """`fit_video` on the pool. Canceled, it stops the encode within a frame and returns
-        only once its partial file is gone (then raises CancelledError)."""
+    async def fit(self, src: Path, dst: Path, limit_bytes: int, *,
+                  ladder: tuple[int, ...] = LADDER,
+                  progress: Callable[[float], None] | None = None) -> Fitted | None:
+        """`fit_video` on the pool; `progress` is called on the event loop. Canceled, it stops
+        the encode within a frame and returns only once its partial file is gone (then raises
+        CancelledError)."""
         cancel = threading.Event()
-        job = functools.partial(fit_video, src, dst, limit_bytes, ladder=ladder, cancel=cancel)
+        told = None
+        if progress is not None:
+            loop = asyncio.get_running_loop()
+            told = functools.partial(loop.call_soon_threadsafe, progress)
+        job = functools.partial(fit_video, src, dst, limit_bytes, ladder=ladder, cancel=cancel,
+                                progress=told)
         return await self._run(job, cancel)
 
     async def run(self, fn: Callable[..., T], /, *args: object) -> T:
@@ -243,6 +279,8 @@ class EncodePool:
         return await self._run(functools.partial(fn, *args), threading.Event())
 
     async def _run(self, job: Callable[[], T], cancel: threading.Event) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="wanbot-encode")
         future = asyncio.get_running_loop().run_in_executor(self._executor, job)
         try:
             return await asyncio.shield(future)
@@ -254,5 +292,8 @@ class EncodePool:
             raise
 
     def close(self) -> None:
-        """Stop taking work; what is queued is dropped, what runs finishes on its own."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Let the idle threads go; what is queued is dropped (callers canceled their encodes
+        first, which stops the running ones within a frame)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

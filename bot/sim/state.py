@@ -74,7 +74,7 @@ class SimConfig:
     rate_retry_after_s: float | None = None
     fetch_timeout_s: float = 10.0  # real seconds to download one input
     result_bytes: int = 0  # pad result videos to this size (0: as made)
-    result_video: bytes | None = field(default=None, repr=False)  # results from now (None: made)
+    result_video: bytes | None = field(default=None, repr=False)  # every result (None: a small one)
     moderation_words: tuple[str, ...] = ("sim-blocked",)  # in a prompt: DataInspectionFailed
     task_failures: list[tuple[str, str]] = field(default_factory=list)  # next tasks fail so
     faults: list[Fault] = field(default_factory=list)

@@ -60,9 +60,9 @@ class Chains:
         self.settings = settings
         self.platform = platform
         self.poster = poster
-        # Joining and fitting are CPU work, never on the event loop; one bounded pool, in turn
-        # with the encodes that fit clips when it is the engine's (ENCODE_WORKERS).
-        self.pool = pool or EncodePool(settings.encode_workers)
+        # Joining and fitting are CPU work, never on the event loop: on the engine's encode
+        # pool (ENCODE_WORKERS), in turn with the encodes that fit clips to their limits.
+        self.pool = pool or engine.results.encoder
         self._busy: set[str] = set()  # jobs whose chain this process is working on
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
@@ -81,7 +81,6 @@ class Chains:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.pool.close()
 
     async def _on_update(self, update: JobUpdate) -> None:
         job = update.job
@@ -183,11 +182,12 @@ class Chains:
                 await self.engine.clock.sleep(wait)
                 wait = min(wait * 2, LAST_RETRY_S)
                 continue
-            await self._save(job, replace(chain, state="posted", path=None, post=where))
+            # Posted: the file goes first (a restart finds the post, not the file).
             await asyncio.to_thread(_unlink, chain.path)
+            await self._save(job, replace(chain, state="posted", path=None, post=where))
             return
-        await self._save(job, replace(chain, state="failed", path=None))
         await asyncio.to_thread(_unlink, chain.path)
+        await self._save(job, replace(chain, state="failed", path=None))
 
     async def _save(self, job: Job, chain: ChainVideo) -> Job:
         saved = await self.store.update_job(job.id, chain=chain,

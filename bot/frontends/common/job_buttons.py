@@ -14,7 +14,7 @@ JOB_ID = r"(?P<id>[0-9a-f]{1,32})"
 FORM = re.compile(rf"wan:editform:{JOB_ID}")
 EXTEND_FORM = re.compile(rf"wan:extendform:{JOB_ID}")
 CANCELABLE = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.PENDING,
-                        JobState.RUNNING, JobState.SUCCEEDED})
+                        JobState.RUNNING, JobState.SUCCEEDED, JobState.FITTING})
 ENDED_EARLY = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 
 

@@ -15,6 +15,7 @@ STATE_TEXT = {
     JobState.PENDING: "Waiting at the provider",
     JobState.RUNNING: "Generating",
     JobState.SUCCEEDED: "Fetching the video",
+    JobState.FITTING: "Making the video fit here",
     JobState.DELIVERING: "Posting the video",
     JobState.DELIVERED: "Done",
     JobState.FAILED: "Failed",

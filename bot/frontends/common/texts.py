@@ -6,7 +6,7 @@ stays in each front end's own texts.
 
 from __future__ import annotations
 
-from bot.engine import CancelOutcome
+from bot.engine import CancelOutcome, Job
 
 RESTARTING = "The bot is restarting; please try again in a minute."
 
@@ -30,6 +30,15 @@ def apology(reference: str, *, job: bool) -> str:
 def oops_text(reference: str) -> str:
     return ("Sorry, something went wrong on our side. Please try again; if it keeps happening, "
             f"give an admin this reference: `{reference}`.")
+
+
+def fit_note(job: Job, link: str) -> str:
+    """Said with a video re-encoded to fit the upload limit: the original's `link` (as the
+    platform writes links), for the full quality. Empty for any other video."""
+    if job.fit is None or not job.fit.made or not job.result_url:
+        return ""
+    return (f"Re-encoded to {job.fit.height}p to fit the upload limit here; the full-quality "
+            f"original (its link expires 24 hours after the video was made): {link}")
 
 
 # --- /jobs ------------------------------------------------------------------------------------

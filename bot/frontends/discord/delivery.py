@@ -71,6 +71,11 @@ class DiscordDeliverer:
         return replace(where, gallery=await self.gallery.ensure(job, where, look_first=True))
 
     def upload_limit(self, job: Job) -> int:
+        """The largest file where the job's video goes: a DM's for a private job, else the
+        limit its command saw (the interaction's `attachment_size_limit`), else the guild's."""
+        return DM_UPLOAD_LIMIT if job.private else self.channel_limit(job)
+
+    def channel_limit(self, job: Job) -> int:
         if limit := job.display.upload_limit:
             return limit
         guild = guild_of(self.client, job.team_id)
@@ -85,7 +90,7 @@ class DiscordDeliverer:
         if ref := _reply_to(job, channel):
             kwargs["reference"] = ref
         return await post_video(channel_sender(channel, **kwargs), job, video, delivery_text,
-                                self.upload_limit(job))
+                                self.channel_limit(job))
 
     async def _find_public(self, job: Job) -> Delivery | None:
         channel = self.client.get_partial_messageable(int(job.channel_id))
@@ -112,7 +117,7 @@ class DiscordDeliverer:
         if ref is None or not token_alive(ref):
             raise Undeliverable("the requester's DMs are closed and the private answer expired")
         send = webhook_editor(interaction_webhook(self.client, ref), int(ref.message_id))
-        where = await post_video(send, job, video, fallback_text, self.upload_limit(job))
+        where = await post_video(send, job, video, fallback_text, self.channel_limit(job))
         return replace(where, channel_id=ref.channel_id, place="ephemeral")
 
     async def _find_private(self, job: Job) -> Delivery | None:
@@ -138,13 +143,13 @@ class DiscordDeliverer:
 
     async def share(self, job: Job) -> Post:
         """Post a private job's video to its channel (VideoGone when nothing is left)."""
-        video = Path(job.video_path or "")
+        video = Path(job.post_path or "")
         link_dead = self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
         if link_dead and file_size(video) is None:
             raise VideoGone(job.id)
         channel = self.client.get_partial_messageable(int(job.channel_id))
         send = channel_sender(channel, view=shared_view(job), allowed_mentions=no_mentions())
-        return await post_video(send, job, video, share_text, self.upload_limit(job))
+        return await post_video(send, job, video, share_text, self.channel_limit(job))
 
 
 def _reply_to(job: Job, channel: Any) -> discord.MessageReference | None:

@@ -63,7 +63,7 @@ class Gallery:
         embed = gallery_embed(job, jump_url(job, delivered))
         send = channel_sender(channel, embed=embed, view=result_view(job),
                               allowed_mentions=no_mentions())
-        return await post_video(send, job, Path(job.video_path or ""), _text, self._limit(job))
+        return await post_video(send, job, Path(job.post_path or ""), _text, self._limit(job))
 
     def _limit(self, job: Job) -> int:
         guild = guild_of(self.client, job.team_id)

@@ -15,7 +15,7 @@ from bot.frontends.common.job_facts import (
     progress_bar,
     status_line,
 )
-from bot.frontends.common.texts import quote
+from bot.frontends.common.texts import fit_note, quote
 
 COLOURS = {
     JobState.QUEUED: discord.Colour.light_grey(),
@@ -23,6 +23,7 @@ COLOURS = {
     JobState.PENDING: discord.Colour.blurple(),
     JobState.RUNNING: discord.Colour.blue(),
     JobState.SUCCEEDED: discord.Colour.teal(),
+    JobState.FITTING: discord.Colour.teal(),
     JobState.DELIVERING: discord.Colour.teal(),
     JobState.DELIVERED: discord.Colour.green(),
     JobState.FAILED: discord.Colour.red(),
@@ -96,7 +97,7 @@ def delivery_text(job: Job, link: str | None = None) -> str:
     """The reply (or DM) that carries the video. Names the job id so a restart can find it."""
     ready = f"{READY} {job_marker(job)}"
     text = f"Y{ready[1:]}" if job.private else f"<@{job.user_id}> {ready}"
-    return text + link_text(link)
+    return text + link_text(link) + _fit_line(job, link)
 
 
 READY = "your video is ready."
@@ -118,14 +119,22 @@ def link_text(link: str | None) -> str:
             "\nThe link expires 24 hours after the video was made.")
 
 
+def _fit_line(job: Job, link: str | None) -> str:
+    """With a file re-encoded to fit (not with the link itself): the original's link, in <>
+    so Discord shows no second preview."""
+    note = "" if link else fit_note(job, f"<{job.result_url}>")
+    return f"\n{note}" if note else ""
+
+
 def fallback_text(job: Job, link: str | None = None) -> str:
     """The video on the private progress message, when a DM could not be sent."""
     return ("I could not send you a DM (they are closed), so here is your video; only you can "
-            f"see it. {job_marker(job)}") + link_text(link)
+            f"see it. {job_marker(job)}") + link_text(link) + _fit_line(job, link)
 
 
 def share_text(job: Job, link: str | None = None) -> str:
-    return f"<@{job.user_id}> shared this video. {job_marker(job)}" + link_text(link)
+    return (f"<@{job.user_id}> shared this video. {job_marker(job)}" + link_text(link)
+            + _fit_line(job, link))
 
 
 def is_share(content: str, job: Job) -> bool:

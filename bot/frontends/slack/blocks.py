@@ -32,7 +32,8 @@ LABELS = {
 EMOJI = {
     JobState.QUEUED: ":hourglass:", JobState.SUBMITTING: ":outbox_tray:",
     JobState.PENDING: ":hourglass_flowing_sand:", JobState.RUNNING: ":movie_camera:",
-    JobState.SUCCEEDED: ":inbox_tray:", JobState.DELIVERING: ":inbox_tray:",
+    JobState.SUCCEEDED: ":inbox_tray:", JobState.FITTING: ":inbox_tray:",
+    JobState.DELIVERING: ":inbox_tray:",
     JobState.DELIVERED: ":white_check_mark:", JobState.FAILED: ":x:",
     JobState.CANCELED: ":no_entry_sign:", JobState.EXPIRED: ":warning:",
 }

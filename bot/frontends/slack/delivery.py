@@ -22,6 +22,7 @@ from bot.clock import Clock
 from bot.engine import RESULT_TTL_S, Delivery, Job, Post, Store
 from bot.errors import Undeliverable
 from bot.frontends.common.sharing import VideoGone
+from bot.frontends.common.texts import fit_note
 from bot.frontends.slack.blocks import (
     LINK_NOTE,
     link_comment,
@@ -58,13 +59,18 @@ class SlackDeliverer:
         self.max_upload = max_upload
         self.gallery = SlackGallery(client, store, self._post)
 
+    def upload_limit(self, job: Job) -> int:
+        """Slack's own limit per file: a workspace's own stricter one cannot be read (an upload
+        over it is refused, and the link goes instead)."""
+        return self.max_upload
+
     async def deliver(self, job: Job, video: Path) -> Delivery:
         ref = job.progress_ref
         if ref is None:
             raise Undeliverable("the job has no Slack message to reply to")
         try:
             mode = await self._post(job, video, ref.channel_id, ref.message_id,
-                                    video_comment(job))
+                                    video_comment(job) + _fit_line(job))
         except SlackApiError as exc:
             if exc.response.get("error") in NO_CHANNEL:
                 raise Undeliverable(f"Slack answered {exc.response.get('error')}") from exc
@@ -83,7 +89,7 @@ class SlackDeliverer:
         for message in answer.get("messages") or []:
             mode = _mode_of(message, job)
             if mode is not None:
-                video = Path(job.video_path or "")
+                video = Path(job.post_path or "")
                 gallery = await self.gallery.ensure(job, video, look_first=True)
                 return Delivery(platform="slack", channel_id=ref.channel_id,
                                 message_id=ref.message_id, mode=mode,
@@ -92,7 +98,7 @@ class SlackDeliverer:
 
     async def share(self, job: Job) -> Post:
         """A private job's video, posted to the channel it was asked in."""
-        video = Path(job.video_path or "")
+        video = Path(job.post_path or "")
         link_dead = self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
         if link_dead and await _size(video) is None:
             raise VideoGone(job.id)
@@ -169,6 +175,11 @@ class SlackDeliverer:
                     raise OSError(f"Slack's upload URL answered {resp.status}")
         finally:
             await asyncio.to_thread(file.close)
+
+
+def _fit_line(job: Job) -> str:
+    note = fit_note(job, f"<{job.result_url}|original video>")
+    return f"\n{note}" if note else ""
 
 
 def _mode_of(message: dict[str, Any], job: Job) -> str | None:

@@ -3,6 +3,7 @@ interaction token died, throttling, 429s, the video as a file or a link, the fin
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from dataclasses import replace
@@ -11,6 +12,7 @@ from typing import Any
 import aiohttp
 
 from bot.engine import Delivery, Display, Job, JobState, Store
+from bot.frontends.discord.delivery import DM_UPLOAD_LIMIT
 from tests.discord_stack import (
     EDITS,
     MESSAGES,
@@ -21,6 +23,7 @@ from tests.discord_stack import (
     reply,
 )
 from tests.fakediscord import FakeMessage, InteractionRecord
+from tests.media_support import detailed_video
 
 pytest_plugins = ("tests.discord_support",)
 
@@ -131,6 +134,7 @@ async def test_guild_limit_applies_without_one_from_the_interaction(wan: Stack) 
               command="kf2v", model="wan2.2-kf2v-flash", state=JobState.SUCCEEDED, created_at=0)
     assert bot.deliverer.upload_limit(job) == guild.filesize_limit
     assert bot.deliverer.upload_limit(replace(job, display=Display(upload_limit=5))) == 5
+    assert bot.deliverer.upload_limit(replace(job, private=True)) == DM_UPLOAD_LIMIT
 
 
 async def test_edits_use_the_bot_token_after_the_interaction_token_died(wan: Stack) -> None:
@@ -225,3 +229,22 @@ async def test_running_job_shows_an_eta_and_a_progress_bar(stack: Stack) -> None
     shown = fields(message)
     assert shown["Status"] == "Generating" and shown["Expected"].startswith("<t:")
     assert re.fullmatch(r"`[█░]{12} \d+%`", shown["Progress"])
+
+
+async def test_a_video_over_the_limit_arrives_as_a_file_that_fits(wan: Stack, tmp_path) -> None:
+    """Over the interaction's attachment_size_limit: re-encoded under it and attached, with the
+    original's link beside it for the full quality (a 1080P clip and 10 MiB, scaled by 32)."""
+    clip = await asyncio.to_thread(detailed_video, tmp_path / "r.mp4", 480, 270, 2.0,
+                                   audio=True, crf=8)
+    wan.sim.config.result_video = await asyncio.to_thread(clip.read_bytes)
+    limit = 320 * 1024
+    wan.fake.channel("general").upload_limit = limit
+    await kf2v(wan)
+    job, message = await delivered(wan)
+    [video] = message.files
+    assert video.filename == f"wan-{job.id}.mp4" and 0.9 * limit <= len(video.data) <= limit
+    assert job.result_url and f"<{job.result_url}>" in message.content
+    assert "Re-encoded to 270p to fit" in message.content
+    assert job.delivery is not None and job.delivery.mode == "file"
+    assert job.fit is not None and job.fit.size_bytes == len(video.data)
+    assert len(wan.deliveries()) == 1

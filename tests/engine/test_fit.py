@@ -1,0 +1,105 @@
+"""A result larger than where it goes is re-encoded to fit before delivery, across restarts.
+
+The simulator returns a real detailed clip; the deliverer reports a limit below its size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import av
+import pytest
+
+from bot.engine import JobState, Store
+from tests.engine_support import Recorder, kf2v_request
+from tests.media_support import detailed_video
+
+DONE = (JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
+LIMIT = 320 * 1024  # Discord's 10 MiB scaled down like the clip (480x270, 2 s)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """480x270, 2 s at 24 fps with sound: ~1.1 MiB."""
+    path = tmp_path_factory.mktemp("clip") / "result.mp4"
+    return detailed_video(path, 480, 270, 2.0, audio=True, crf=8).read_bytes()
+
+
+def height(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return int(container.streams.video[0].codec_context.height)
+
+
+async def test_a_result_over_the_limit_is_fitted_then_delivered_once(rig, clip):
+    """succeeded -> fitting -> delivering -> delivered; the file posted fits, the original stays."""
+    rig.sim.config.result_video = clip
+    recorder = Recorder()
+    recorder.limit = LIMIT
+    async with rig.engine(recorder) as engine:
+        update = await engine.submit(kf2v_request(rig.sim))
+        job = await engine.watcher.state(update.job.id, *DONE, timeout_s=30)
+    assert job.state is JobState.DELIVERED
+    assert engine.watcher.states(job.id)[-4:] == [
+        JobState.SUCCEEDED, JobState.FITTING, JobState.DELIVERING, JobState.DELIVERED]
+    assert [job_id for job_id, _ in recorder.posts] == [job.id]
+    posted = recorder.posts[0][1]
+    assert 0.9 * LIMIT <= len(posted) <= LIMIT
+    assert job.fit is not None and job.fit.path == str(recorder.videos[0])
+    assert (job.fit.limit_bytes, job.fit.size_bytes, job.fit.height) == (LIMIT, len(posted), 270)
+    assert await asyncio.to_thread(Path(job.video_path or "").read_bytes) == clip  # kept
+
+
+async def test_when_nothing_fits_the_original_goes_to_the_front_end(rig, clip):
+    """Even the lowest step is too big: no fitted file; the front end gets the original (and
+    posts the link, as for any video over its limit)."""
+    rig.sim.config.result_video = clip
+    recorder = Recorder()
+    recorder.limit = 2_000
+    async with rig.engine(recorder) as engine:
+        update = await engine.submit(kf2v_request(rig.sim))
+        job = await engine.watcher.state(update.job.id, *DONE, timeout_s=30)
+    assert job.state is JobState.DELIVERED
+    assert job.fit is not None and not job.fit.made and job.fit.limit_bytes == 2_000
+    assert recorder.posts == [(job.id, clip)]
+    assert sorted(p.name for p in rig.settings.video_dir.iterdir()) == [f"{job.id}.mp4"]
+
+
+async def test_a_result_within_the_limit_is_not_touched(rig, clip):
+    rig.sim.config.result_video = clip
+    recorder = Recorder()
+    recorder.limit = 10 * len(clip)
+    async with rig.engine(recorder) as engine:
+        update = await engine.submit(kf2v_request(rig.sim))
+        job = await engine.watcher.state(update.job.id, *DONE, timeout_s=30)
+    assert JobState.FITTING not in engine.watcher.states(job.id)
+    assert job.fit is None and recorder.posts == [(job.id, clip)]
+
+
+async def test_a_restart_mid_encode_encodes_again_and_delivers_once(rig, tmp_path):
+    """Stopped mid-encode: no file, whole or partial, is left to post; the next process
+    encodes again from the original and delivers once."""
+    made = await asyncio.to_thread(detailed_video, tmp_path / "r.mp4", 1280, 720, 3.0, fps=16,
+                                   crf=8)
+    rig.sim.config.result_video = await asyncio.to_thread(made.read_bytes)
+    recorder = Recorder()
+    recorder.limit = 1024 * 1024
+    async with rig.engine(recorder) as engine:
+        encoding = asyncio.Event()
+        engine.results.fit_listeners.append(lambda job_id, done: done < 0.5 or encoding.set())
+        update = await engine.submit(kf2v_request(rig.sim))
+        await asyncio.wait_for(encoding.wait(), 30)  # half the frames are encoded
+        part = rig.settings.video_dir / f"{update.job.id}-fit.mp4.part"
+        assert await asyncio.to_thread(part.exists)  # the encoder is writing
+    # Leaving the block stopped the engine (and the encode) at once.
+    store = await Store.open(rig.db_path)
+    stopped = await store.get_job(update.job.id)
+    await store.close()
+    assert stopped is not None and stopped.state is JobState.FITTING and stopped.fit is None
+    names = sorted(p.name for p in rig.settings.video_dir.iterdir())
+    assert names == [f"{update.job.id}.mp4"] and recorder.posts == []
+    async with rig.engine(recorder) as engine:
+        job = await engine.watcher.state(update.job.id, *DONE, timeout_s=30)
+    assert job.state is JobState.DELIVERED
+    assert [job_id for job_id, _ in recorder.posts] == [job.id]
+    assert len(recorder.posts[0][1]) <= 1024 * 1024 and height(recorder.videos[0]) == 720
