@@ -184,10 +184,6 @@ class Engine:
             return CancelOutcome.REQUESTED
         return CancelOutcome.WILL_NOT_DELIVER
 
-    async def changed(self, job: Job) -> None:
-        """Tell the listeners about a change made outside the engine (a chain video posted)."""
-        await self._emit(job)
-
     async def set_progress_ref(self, job_id: str, ref: ProgressRef) -> Job | None:
         return await self.store.update_job(job_id, progress_ref=ref)
 
@@ -481,6 +477,8 @@ class Engine:
                 await listener(update)
             except Exception:
                 log.exception("listener failed on job %s", job.id)
+
+    changed = _emit  # listeners told of a change made outside the engine (a chain video)
 
     def _queued_eta(self, model: str, ahead: int) -> float | None:
         typical = self.policy.typical(model)

@@ -36,6 +36,21 @@ FIRST_RETRY_S, LAST_RETRY_S = 5.0, 300.0
 POST_TRIES = 8  # failed posts (over ~20 min) before the chain video is given up
 
 
+def chain_marker(job: Job) -> str:
+    """In every chain post: how a restart finds it."""
+    return f"Chain of job `{job.id}`"
+
+
+def chain_text(job: Job, chain: ChainVideo) -> str:
+    """What a chain post says (any front end): the clips and length, or why there is no chain
+    video."""
+    if chain.path is None:
+        return (f"The new clip is above; the whole chain is not, because {chain.note}. "
+                f"{chain_marker(job)}")
+    fitted = " (re-encoded to fit here)" if chain.fitted else ""
+    return f"The whole chain: {chain.clips} clips, {chain.seconds:g} s{fitted}. {chain_marker(job)}"
+
+
 class ChainPoster(Protocol):
     """What a front end adds to its deliverer to post chain videos."""
 

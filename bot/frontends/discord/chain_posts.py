@@ -12,22 +12,9 @@ import discord
 
 from bot.engine import ChainVideo, Job, Post
 from bot.errors import Undeliverable
+from bot.frontends.common.chains import chain_marker, chain_text
 from bot.frontends.discord.delivery import DM_UPLOAD_LIMIT, DiscordDeliverer
 from bot.frontends.discord.video_posts import find_post
-
-
-def chain_marker(job: Job) -> str:
-    return f"Chain of job `{job.id}`"
-
-
-def chain_text(job: Job, chain: ChainVideo) -> str:
-    """What the chain post says: the clips and length, or why there is no chain video."""
-    if chain.path is None:
-        return (f"The new clip is above; the whole chain is not, because {chain.note}. "
-                f"{chain_marker(job)}")
-    fitted = " (re-encoded to fit here)" if chain.fitted else ""
-    return (f"The whole chain: {chain.clips} clips, {chain.seconds:g} s{fitted}. "
-            f"{chain_marker(job)}")
 
 
 class DiscordChainPoster:

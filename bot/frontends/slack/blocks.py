@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine import ChainVideo, Job, JobState, JobUpdate
+from bot.engine import Job, JobState, JobUpdate
 from bot.frontends.common.job_buttons import Action, custom_id
 from bot.frontends.common.job_facts import (
     duration_text,
@@ -144,19 +144,6 @@ def video_title(job: Job) -> str:
 def chain_title(job: Job) -> str:
     """The chain video's title: how a restart finds it (as `video_title`)."""
     return f"wan-{job.id}-chain.mp4"
-
-
-def chain_marker(job: Job) -> str:
-    return f"Chain of job `{job.id}`"
-
-
-def chain_comment(job: Job, chain: ChainVideo) -> str:
-    """What the chain post says: the clips and length, or why there is no chain video."""
-    if chain.path is None:
-        return (f"The new clip is above; the whole chain is not, because {chain.note}. "
-                f"{chain_marker(job)}")
-    fitted = " (re-encoded to fit here)" if chain.fitted else ""
-    return f"The whole chain: {chain.clips} clips, {chain.seconds:g} s{fitted}. {chain_marker(job)}"
 
 
 def video_comment(job: Job) -> str:

@@ -14,7 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine import ChainVideo, Job, Post
 from bot.errors import Undeliverable
-from bot.frontends.slack.blocks import chain_comment, chain_marker, chain_title
+from bot.frontends.common.chains import chain_marker, chain_text
+from bot.frontends.slack.blocks import chain_title
 from bot.frontends.slack.delivery import NO_CHANNEL, NO_UPLOAD, SlackDeliverer
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class SlackChainPoster:
                 return Post(platform="slack", channel_id=channel, message_id=thread, mode="file")
             if chain.path is None:
                 await self.client.chat_postMessage(channel=channel, thread_ts=thread,
-                                                   text=chain_comment(job, chain))
+                                                   text=chain_text(job, chain))
         except SlackApiError as exc:
             if exc.response.get("error") in NO_CHANNEL:
                 raise Undeliverable(f"Slack answered {exc.response.get('error')}") from exc
@@ -46,7 +47,7 @@ class SlackChainPoster:
         """Upload the chain video; False (and a note posted instead) when Slack refuses it."""
         video = Path(chain.path or "")
         try:
-            await self.deliverer.upload(job, video, channel, thread, chain_comment(job, chain),
+            await self.deliverer.upload(job, video, channel, thread, chain_text(job, chain),
                                         chain_title(job))
             return True
         except SlackApiError as exc:
@@ -56,7 +57,7 @@ class SlackChainPoster:
             log.info("job %s: chain upload refused (%s)", job.id, error)
             note = dataclasses.replace(chain, path=None, note=NO_UPLOAD[error].lower())
             await self.client.chat_postMessage(channel=channel, thread_ts=thread,
-                                               text=chain_comment(job, note))
+                                               text=chain_text(job, note))
             return False
 
     async def find_chain(self, job: Job) -> Post | None:

@@ -7,12 +7,13 @@ for each stage, so each frame the provider receives can be told apart from the o
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
-from bot.engine import Job, JobState
+from bot.engine import ChainVideo, Job, JobState, Post, Store
 from bot.frontends.common.texts import ONLY_REQUESTER
 from bot.media.stitch import duration_s
 from tests.clip_support import clip, last_image, mean_difference, received_image
@@ -187,3 +188,45 @@ async def test_a_chain_too_large_for_the_channel_is_reencoded_to_fit(wan: Stack,
     assert fitted.stat().st_size <= limit
     assert duration_s(fitted) == pytest.approx(2.0, abs=0.15)
     assert not list((wan.running.settings.video_dir).glob("*.chain*"))  # nothing left behind
+
+
+async def test_a_restart_after_the_chain_was_posted_does_not_post_it_again(
+        stack: Stack) -> None:
+    """Killed right after the chain video went out, before that was written down: the next
+    bot finds the post (its text names the job) and posts nothing more."""
+    stack.sim.config.result_video = clip(seconds=1.0)
+    async with stack.start() as bot:
+        first = await delivered_i2v(stack)
+        posted = asyncio.Event()
+        post = bot.chains.poster.post_chain
+
+        async def post_then_die(job: Job, chain: ChainVideo) -> Post:
+            await post(job, chain)
+            posted.set()
+            await asyncio.Event().wait()  # the kill comes before the post is recorded
+            raise AssertionError("unreachable")
+
+        bot.chains.poster.post_chain = post_then_die  # type: ignore[method-assign]
+        second = await queued_from(await stack.fake.slash("extend", {"job": first.id}), stack)
+        await asyncio.wait_for(posted.wait(), 10)
+        await stack.crash()
+    assert (await stack_job(stack, second.id)).chain.state == "posting"  # type: ignore[union-attr]
+    stack.updates.clear()
+    async with stack.start():
+        done = await stack.wait_id(second.id, lambda j: j.chain is not None and j.chain.done)
+    assert done.chain is not None and done.chain.state == "posted"
+    chain_posts = [m for m in stack.fake.messages[stack.channel_id]
+                   if f"Chain of job `{second.id}`" in m.content]
+    assert len(chain_posts) == 1 and done.chain.post is not None
+    assert done.chain.post.message_id == str(chain_posts[0].id)
+
+
+async def stack_job(stack: Stack, job_id: str) -> Job:
+    """A job as stored, with no bot running."""
+    store = await Store.open(stack.settings.database_path)
+    try:
+        found = await store.get_job(job_id)
+    finally:
+        await store.close()
+    assert found is not None
+    return found
