@@ -135,9 +135,6 @@ class FileDeliverer:
         return Delivery(platform="cli", path=str(out)) if same else None
 
 
-    def chain_limit(self, job: Job) -> int | None:
-        return None
-
     async def post_chain(self, job: Job, chain: ChainVideo) -> Post:
         out = chain_path(job)
         if chain.path is None:

@@ -54,8 +54,9 @@ def chain_text(job: Job, chain: ChainVideo) -> str:
 class ChainPoster(Protocol):
     """What a front end adds to its deliverer to post chain videos."""
 
-    def chain_limit(self, job: Job) -> int | None:
-        """The largest file that may be posted where the job's video went; None: no limit."""
+    def upload_limit(self, job: Job) -> int | None:
+        """The largest file that may be posted where the job's video went (the deliverer's
+        own); None: no limit."""
         ...
 
     async def post_chain(self, job: Job, chain: ChainVideo) -> Post:
@@ -154,7 +155,7 @@ class Chains:
     async def _fitted(self, job: Job, chain: ChainVideo) -> ChainVideo:
         """The chain as it may be posted where it goes: re-encoded to fit when too large, and
         when even that cannot fit, a note instead."""
-        limit = self.poster.chain_limit(job)
+        limit = self.poster.upload_limit(job)
         joined = Path(chain.path or "")
         size = await asyncio.to_thread(os.path.getsize, joined)
         if limit is None or size <= limit:

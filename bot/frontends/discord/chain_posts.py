@@ -13,7 +13,7 @@ import discord
 from bot.engine import ChainVideo, Job, Post
 from bot.errors import Undeliverable
 from bot.frontends.common.chains import chain_marker, chain_text
-from bot.frontends.discord.delivery import DM_UPLOAD_LIMIT, DiscordDeliverer
+from bot.frontends.discord.delivery import DiscordDeliverer
 from bot.frontends.discord.video_posts import find_post
 
 
@@ -22,9 +22,7 @@ class DiscordChainPoster:
         self.client = client
         self.deliverer = deliverer
 
-    def chain_limit(self, job: Job) -> int | None:
-        if job.private:
-            return DM_UPLOAD_LIMIT
+    def upload_limit(self, job: Job) -> int:
         return self.deliverer.upload_limit(job)
 
     async def post_chain(self, job: Job, chain: ChainVideo) -> Post:

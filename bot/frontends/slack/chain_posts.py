@@ -26,8 +26,8 @@ class SlackChainPoster:
         self.client = client
         self.deliverer = deliverer
 
-    def chain_limit(self, job: Job) -> int | None:
-        return self.deliverer.max_upload
+    def upload_limit(self, job: Job) -> int:
+        return self.deliverer.upload_limit(job)
 
     async def post_chain(self, job: Job, chain: ChainVideo) -> Post:
         channel, thread = _thread(job)
