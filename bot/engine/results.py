@@ -27,6 +27,7 @@ from bot.engine.records import Delivery, Fit
 from bot.engine.store import Store
 from bot.errors import ApiError, StorageError, Undeliverable
 from bot.media.encode import EncodePool
+from bot.media.poster import poster_frame
 from bot.provider.client import DashScope
 from bot.units import MiB
 
@@ -148,11 +149,23 @@ class Results:
             log.exception("job %s: could not re-encode its video to fit %d bytes", job.id, limit)
             fitted = None
         if fitted is None or not fitted.reencoded:
-            return Fit(limit_bytes=limit)
+            return Fit(limit_bytes=limit, poster=await self._poster(job))
         log.info("job %s: re-encoded to %d bytes at %dp to fit %d", job.id, fitted.size_bytes,
                  fitted.height, limit)
         return Fit(limit_bytes=limit, path=str(fitted.path), size_bytes=fitted.size_bytes,
                    height=fitted.height)
+
+    async def _poster(self, job: Job) -> str | None:
+        """A still of the video to show with its link; None if none can be made."""
+        src = Path(job.video_path or "")
+        try:
+            made = await self.encoder.run(poster_frame, src, src.with_name(f"{job.id}.jpg"))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the link goes without a picture
+            log.exception("job %s: could not take a poster frame", job.id)
+            return None
+        return str(made)
 
     def _fit_progress(self, job_id: str, done: float) -> None:
         for listener in list(self.fit_listeners):
@@ -205,8 +218,9 @@ class Results:
         old = await self.store.old_videos(cutoff)
         for job in old:
             await asyncio.to_thread(_unlink, Path(job.video_path or ""))
-            if job.fit is not None and job.fit.path:
-                await asyncio.to_thread(_unlink, Path(job.fit.path))
+            for made in (job.fit.path, job.fit.poster) if job.fit is not None else ():
+                if made:
+                    await asyncio.to_thread(_unlink, Path(made))
             await self.store.update_job(job.id, video_path=None)
         return len(old)
 

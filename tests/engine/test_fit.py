@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
+from PIL import Image
 
 from bot.engine import JobState, Store
 from tests.engine_support import Recorder, kf2v_request
@@ -52,7 +53,7 @@ async def test_a_result_over_the_limit_is_fitted_then_delivered_once(rig, clip):
 
 async def test_when_nothing_fits_the_original_goes_to_the_front_end(rig, clip):
     """Even the lowest step is too big: no fitted file; the front end gets the original (and
-    posts the link, as for any video over its limit)."""
+    posts the link, as for any video over its limit) and a poster frame to show with it."""
     rig.sim.config.result_video = clip
     recorder = Recorder()
     recorder.limit = 2_000
@@ -62,7 +63,11 @@ async def test_when_nothing_fits_the_original_goes_to_the_front_end(rig, clip):
     assert job.state is JobState.DELIVERED
     assert job.fit is not None and not job.fit.made and job.fit.limit_bytes == 2_000
     assert recorder.posts == [(job.id, clip)]
-    assert sorted(p.name for p in rig.settings.video_dir.iterdir()) == [f"{job.id}.mp4"]
+    names = sorted(p.name for p in rig.settings.video_dir.iterdir())
+    assert names == [f"{job.id}.jpg", f"{job.id}.mp4"]
+    assert job.fit.poster == str(rig.settings.video_dir / f"{job.id}.jpg")
+    with Image.open(job.fit.poster) as poster:
+        assert poster.size == (480, 270) and poster.format == "JPEG"
 
 
 async def test_a_result_within_the_limit_is_not_touched(rig, clip):
