@@ -133,8 +133,8 @@ class Results:
             self._busy.discard(job.id)
         if moved is not None:
             await self._post(moved, deliverer, check_first=False)
-        elif fit is not None and fit.path:  # canceled while it was encoded: nobody needs it
-            await asyncio.to_thread(_unlink, Path(fit.path))
+        elif fit is not None:  # canceled while it was encoded: nobody needs what was made
+            await asyncio.to_thread(_unlink_made, fit)
 
     async def _fit(self, job: Job, limit: int) -> Fit:
         """The video re-encoded under `limit` on the encode pool (a Fit with no path: nothing
@@ -218,9 +218,8 @@ class Results:
         old = await self.store.old_videos(cutoff)
         for job in old:
             await asyncio.to_thread(_unlink, Path(job.video_path or ""))
-            for made in (job.fit.path, job.fit.poster) if job.fit is not None else ():
-                if made:
-                    await asyncio.to_thread(_unlink, Path(made))
+            if job.fit is not None:
+                await asyncio.to_thread(_unlink_made, job.fit)
             await self.store.update_job(job.id, video_path=None)
         return len(old)
 
@@ -237,6 +236,13 @@ class Results:
 
 def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def _unlink_made(fit: Fit) -> None:
+    """Remove the files made to fit a video (the re-encode, the poster frame)."""
+    for made in (fit.path, fit.poster):
+        if made:
+            _unlink(Path(made))
 
 
 def _size(path: Path) -> int | None:

@@ -108,3 +108,20 @@ async def test_a_restart_mid_encode_encodes_again_and_delivers_once(rig, tmp_pat
     assert job.state is JobState.DELIVERED
     assert [job_id for job_id, _ in recorder.posts] == [job.id]
     assert len(recorder.posts[0][1]) <= 1024 * 1024 and height(recorder.videos[0]) == 720
+
+
+async def test_old_fitted_videos_and_posters_are_deleted_with_the_original(rig, clip):
+    """The clean-up takes the re-encode and the poster frame too."""
+    rig.sim.config.result_video = clip
+    recorder = Recorder()
+    recorder.limit = LIMIT
+    async with rig.engine(recorder) as engine:
+        update = await engine.submit(kf2v_request(rig.sim))
+        await engine.watcher.state(update.job.id, JobState.DELIVERED, timeout_s=30)
+        recorder.limit = 2_000
+        other = await engine.submit(kf2v_request(rig.sim))
+        await engine.watcher.state(other.job.id, JobState.DELIVERED, timeout_s=30)
+        assert len(await asyncio.to_thread(list, rig.settings.video_dir.iterdir())) == 4
+        rig.clock.advance(rig.settings.video_keep_s + 1)
+        assert await engine.results.sweep() == 2
+    assert await asyncio.to_thread(list, rig.settings.video_dir.iterdir()) == []
