@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import av
-from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples a pixel (8 bits each)
 
@@ -58,11 +58,18 @@ def video(fmt: str, size: tuple[int, int], seconds: float, fps: int = 2, audio: 
 
 
 def detailed_video(path: str | Path, width: int, height: int, seconds: float, *, fps: int = 24,
-                   audio: bool = False, crf: int = 12) -> Path:
+                   audio: bool = False, crf: int = 12, grain: float = 0.0) -> Path:
     """A real H.264 MP4 with detail and motion the encoder must work for: a textured landscape
-    (soft noise, gradients, text) panning under a moving caption, encoded near-losslessly (so a
-    5 s 1080P clip is well over 10 MiB); with `audio`, a 440 Hz AAC tone beside it."""
+    (soft noise, gradients, text) panning one way, a textured disc crossing it the other way
+    while it grows (motion no single vector describes), a moving caption; `grain`: film grain
+    of that standard deviation, new every frame. Encoded near-losslessly (so a 5 s 1080P clip
+    is well over 10 MiB); with `audio`, a 440 Hz AAC tone beside it."""
     scene = _scene(width * 3 // 2 + 16, height + 16)
+    sprite = _scene(height // 2, height // 2).transpose(Image.Transpose.ROTATE_90)
+    # Grain drawn afresh for 7 frames, then again in turn: the encoder's references (a frame or
+    # two back at "veryfast") never hold the same grain, and the clip is made much faster.
+    grains = [Image.effect_noise((width, height), grain).convert("RGB")
+              for _ in range(7 if grain else 0)]
     path = Path(path)
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
@@ -71,7 +78,10 @@ def detailed_video(path: str | Path, width: int, height: int, seconds: float, *,
         sound = _tone_stream(container) if audio else None
         frames = round(seconds * fps)
         for i in range(frames):
-            frame = av.VideoFrame.from_image(_frame(scene, width, height, i, frames))
+            picture = _frame(scene, sprite, (width, height), i, frames)
+            if grains:
+                picture = ImageChops.add(picture, grains[i % len(grains)], offset=-128)
+            frame = av.VideoFrame.from_image(picture)
             container.mux(stream.encode(frame.reformat(format="yuv420p")))
         container.mux(stream.encode(None))
         if sound is not None:
@@ -91,16 +101,24 @@ def _scene(width: int, height: int) -> Image.Image:
     font = ImageFont.load_default(size=max(12, height // 30))
     step = max(24, height // 12)
     for y in range(0, height, step):
-        draw.text(((y * 7) % 50, y), "wanbot fit test " * (width // (step * 4) + 1),
+        draw.text(((y * 7) % 50, y), "wanbot fit test " * (width // (step * 2) + 1),
                   fill=(255 - y % 256, y % 256, 128), font=font)
     return scene
 
 
-def _frame(scene: Image.Image, width: int, height: int, i: int, frames: int) -> Image.Image:
-    """The scene panned right and a little down, with a caption crossing it."""
+def _frame(scene: Image.Image, sprite: Image.Image, size: tuple[int, int], i: int,
+           frames: int) -> Image.Image:
+    """The scene panned right and a little down, the disc crossing left as it grows, and a
+    caption."""
+    width, height = size
     x = (scene.width - width) * i // max(1, frames - 1)
     y = (8 + round(6 * ((i % 48) / 48 - 0.5)))
     frame = scene.crop((x, y, x + width, y + height))
+    side = max(8, round(sprite.width * (0.6 + 0.8 * i / max(1, frames))))
+    disc = sprite.resize((side, side), Image.Resampling.BILINEAR)
+    mask = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(mask).ellipse((0, 0, side - 1, side - 1), fill=255)
+    frame.paste(disc, (width - side - (width - side) * i // max(1, frames), height // 4), mask)
     draw = ImageDraw.Draw(frame)
     size = max(16, height // 10)
     draw.text((width - (i * width // max(1, frames)) % width, height // 2), f"frame {i}",

@@ -10,7 +10,7 @@ from bot.engine.jobs import (
     JobState,
     JobUpdate,
 )
-from bot.engine.records import ChainVideo, Delivery, Display, Post, ProgressRef
+from bot.engine.records import ChainVideo, Delivery, Display, Fit, Post, ProgressRef
 from bot.engine.results import RESULT_TTL_S, Deliverer
 from bot.engine.store import Store
 
@@ -24,6 +24,7 @@ __all__ = [
     "Delivery",
     "Display",
     "Engine",
+    "Fit",
     "Job",
     "JobRequest",
     "JobState",

@@ -103,6 +103,7 @@ class Fit(Record):
     path: str | None = None  # the re-encoded file (the original stays at the job's video_path)
     size_bytes: int | None = None
     height: int | None = None  # lines
+    poster: str | None = None  # no file fits: a still (JPEG) shown with the link instead
 
     @property
     def made(self) -> bool:

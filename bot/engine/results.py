@@ -27,6 +27,7 @@ from bot.engine.records import Delivery, Fit
 from bot.engine.store import Store
 from bot.errors import ApiError, StorageError, Undeliverable
 from bot.media.encode import EncodePool
+from bot.media.poster import poster_frame
 from bot.provider.client import DashScope
 from bot.units import MiB
 
@@ -132,8 +133,8 @@ class Results:
             self._busy.discard(job.id)
         if moved is not None:
             await self._post(moved, deliverer, check_first=False)
-        elif fit is not None and fit.path:  # canceled while it was encoded: nobody needs it
-            await asyncio.to_thread(_unlink, Path(fit.path))
+        elif fit is not None:  # canceled while it was encoded: nobody needs what was made
+            await asyncio.to_thread(_unlink_made, fit)
 
     async def _fit(self, job: Job, limit: int) -> Fit:
         """The video re-encoded under `limit` on the encode pool (a Fit with no path: nothing
@@ -148,11 +149,23 @@ class Results:
             log.exception("job %s: could not re-encode its video to fit %d bytes", job.id, limit)
             fitted = None
         if fitted is None or not fitted.reencoded:
-            return Fit(limit_bytes=limit)
+            return Fit(limit_bytes=limit, poster=await self._poster(job))
         log.info("job %s: re-encoded to %d bytes at %dp to fit %d", job.id, fitted.size_bytes,
                  fitted.height, limit)
         return Fit(limit_bytes=limit, path=str(fitted.path), size_bytes=fitted.size_bytes,
                    height=fitted.height)
+
+    async def _poster(self, job: Job) -> str | None:
+        """A still of the video to show with its link; None if none can be made."""
+        src = Path(job.video_path or "")
+        try:
+            made = await self.encoder.run(poster_frame, src, src.with_name(f"{job.id}.jpg"))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the link goes without a picture
+            log.exception("job %s: could not take a poster frame", job.id)
+            return None
+        return str(made)
 
     def _fit_progress(self, job_id: str, done: float) -> None:
         for listener in list(self.fit_listeners):
@@ -205,8 +218,8 @@ class Results:
         old = await self.store.old_videos(cutoff)
         for job in old:
             await asyncio.to_thread(_unlink, Path(job.video_path or ""))
-            if job.fit is not None and job.fit.path:
-                await asyncio.to_thread(_unlink, Path(job.fit.path))
+            if job.fit is not None:
+                await asyncio.to_thread(_unlink_made, job.fit)
             await self.store.update_job(job.id, video_path=None)
         return len(old)
 
@@ -223,6 +236,13 @@ class Results:
 
 def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def _unlink_made(fit: Fit) -> None:
+    """Remove the files made to fit a video (the re-encode, the poster frame)."""
+    for made in (fit.path, fit.poster):
+        if made:
+            _unlink(Path(made))
 
 
 def _size(path: Path) -> int | None:

@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 LADDER = (1080, 720, 480)  # the heights a video may step down to, largest first
 AIM = 0.97  # of the limit: the rest is for the container (moov index) and the encoder's error
-CEILING = 0.99  # a result above this share of the limit is too close: encoded again, smaller
+CEILING = 0.995  # a result above this share of the limit is too close: encoded again, smaller
 FLOOR = 0.90  # a result below this share is encoded again, larger (if the content needs it)
 GOOD_BPP = 0.05  # video bits per pixel and frame that x264 still shows well: below, step down
 LEAST_BPP = 0.012  # below this even the lowest step is a smear: give up, post the link

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
+from PIL import Image
 
 from bot.engine import JobState, Store
 from tests.engine_support import Recorder, kf2v_request
@@ -52,7 +53,7 @@ async def test_a_result_over_the_limit_is_fitted_then_delivered_once(rig, clip):
 
 async def test_when_nothing_fits_the_original_goes_to_the_front_end(rig, clip):
     """Even the lowest step is too big: no fitted file; the front end gets the original (and
-    posts the link, as for any video over its limit)."""
+    posts the link, as for any video over its limit) and a poster frame to show with it."""
     rig.sim.config.result_video = clip
     recorder = Recorder()
     recorder.limit = 2_000
@@ -62,7 +63,11 @@ async def test_when_nothing_fits_the_original_goes_to_the_front_end(rig, clip):
     assert job.state is JobState.DELIVERED
     assert job.fit is not None and not job.fit.made and job.fit.limit_bytes == 2_000
     assert recorder.posts == [(job.id, clip)]
-    assert sorted(p.name for p in rig.settings.video_dir.iterdir()) == [f"{job.id}.mp4"]
+    names = sorted(p.name for p in rig.settings.video_dir.iterdir())
+    assert names == [f"{job.id}.jpg", f"{job.id}.mp4"]
+    assert job.fit.poster == str(rig.settings.video_dir / f"{job.id}.jpg")
+    with Image.open(job.fit.poster) as poster:
+        assert poster.size == (480, 270) and poster.format == "JPEG"
 
 
 async def test_a_result_within_the_limit_is_not_touched(rig, clip):
@@ -103,3 +108,20 @@ async def test_a_restart_mid_encode_encodes_again_and_delivers_once(rig, tmp_pat
     assert job.state is JobState.DELIVERED
     assert [job_id for job_id, _ in recorder.posts] == [job.id]
     assert len(recorder.posts[0][1]) <= 1024 * 1024 and height(recorder.videos[0]) == 720
+
+
+async def test_old_fitted_videos_and_posters_are_deleted_with_the_original(rig, clip):
+    """The clean-up takes the re-encode and the poster frame too."""
+    rig.sim.config.result_video = clip
+    recorder = Recorder()
+    recorder.limit = LIMIT
+    async with rig.engine(recorder) as engine:
+        update = await engine.submit(kf2v_request(rig.sim))
+        await engine.watcher.state(update.job.id, JobState.DELIVERED, timeout_s=30)
+        recorder.limit = 2_000
+        other = await engine.submit(kf2v_request(rig.sim))
+        await engine.watcher.state(other.job.id, JobState.DELIVERED, timeout_s=30)
+        assert len(await asyncio.to_thread(list, rig.settings.video_dir.iterdir())) == 4
+        rig.clock.advance(rig.settings.video_keep_s + 1)
+        assert await engine.results.sweep() == 2
+    assert await asyncio.to_thread(list, rig.settings.video_dir.iterdir()) == []

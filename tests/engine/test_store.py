@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from bot.engine import Job, JobState, Store
+from bot.engine import Fit, Job, JobState, Store
 from bot.engine.poll_policy import history_key
 from bot.engine.store import MIGRATIONS
 
@@ -117,4 +117,17 @@ async def test_meta_upserts(tmp_path):
     await store.set_meta("k", "1")
     await store.set_meta("k", "2")
     assert await store.get_meta("k") == "2"
+    await store.close()
+
+
+async def test_a_fit_is_kept_with_its_job(tmp_path):
+    """Migration 5: the re-encoded file's record is written and read back whole."""
+    store = await Store.open(tmp_path / "a.db")
+    await store.insert_job(make_job())
+    fit = Fit(limit_bytes=10 * 1024 * 1024, path="/v/j1-fit.mp4", size_bytes=10_000_000,
+              height=720)
+    saved = await store.update_job("j1", state=JobState.DELIVERING, fit=fit)
+    assert saved is not None and saved.fit == fit and saved.post_path == "/v/j1-fit.mp4"
+    none_fit = await store.update_job("j1", fit=Fit(limit_bytes=5, poster="/v/j1.jpg"))
+    assert none_fit is not None and not none_fit.fit.made and none_fit.post_path is None
     await store.close()

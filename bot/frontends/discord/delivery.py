@@ -40,6 +40,7 @@ from bot.frontends.discord.video_posts import (
     interaction_webhook,
     post_video,
     token_alive,
+    video_mode,
     webhook_editor,
     where,
 )
@@ -131,7 +132,7 @@ class DiscordDeliverer:
         message = await interaction_webhook(self.client, ref).fetch_message(int(ref.message_id))
         if fallback_text(job) not in message.content:
             return None
-        return replace(where(message, _mode(message), place="ephemeral"),
+        return replace(where(message, video_mode(message), place="ephemeral"),
                        channel_id=ref.channel_id)
 
     # --- sharing a private video into its channel -------------------------------------------
@@ -161,8 +162,5 @@ def _reply_to(job: Job, channel: Any) -> discord.MessageReference | None:
 
 
 def _where_found(message: discord.Message | None, *, place: str | None) -> Delivery | None:
-    return None if message is None else where(message, _mode(message), place)
+    return None if message is None else where(message, video_mode(message), place)
 
-
-def _mode(message: discord.Message) -> str:
-    return "file" if message.attachments else "link"

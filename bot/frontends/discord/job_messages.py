@@ -16,6 +16,7 @@ from bot.frontends.common.job_facts import (
     status_line,
 )
 from bot.frontends.common.texts import fit_note, quote
+from bot.frontends.common.thumbnails import thumbnail_url
 
 COLOURS = {
     JobState.QUEUED: discord.Colour.light_grey(),
@@ -64,6 +65,8 @@ def progress_embed(update: JobUpdate) -> discord.Embed:
         embed.add_field(name="Adjusted", value="\n".join(job.notes)[:1024], inline=False)
     if job.state is JobState.DELIVERED:
         _add_summary(embed, job)
+    if picture := thumbnail_url(job):
+        embed.set_thumbnail(url=picture)
     embed.set_footer(text=f"Job {job.id}")
     return embed
 

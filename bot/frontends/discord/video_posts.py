@@ -45,7 +45,22 @@ async def post_video(send: Send, job: Job, video: Path, text: Text, limit: int) 
             if exc.status != TOO_LARGE:
                 raise
             log.info("job %s: Discord refused %d bytes; posting the link", job.id, size)
-    return where(await send(text(job, job.result_url), None), "link")
+    return where(await send(text(job, job.result_url), await _poster(job)), "link")
+
+
+async def _poster(job: Job) -> discord.File | None:
+    """The still shown with a link (made when no re-encode fitted), if it is still on disk."""
+    poster = Path(job.fit.poster) if job.fit is not None and job.fit.poster else None
+    if poster is None or await asyncio.to_thread(file_size, poster) is None:
+        return None
+    return discord.File(poster, filename=f"wan-{job.id}.jpg")
+
+
+def video_mode(message: discord.Message) -> str:
+    """How a found post carried its video: "file" if the mp4 is attached, else "link" (a
+    poster frame may be attached to a link)."""
+    attached = any(a.filename.endswith(".mp4") for a in message.attachments)
+    return "file" if attached else "link"
 
 
 def channel_sender(channel: Any, **kwargs: Any) -> Send:

@@ -19,6 +19,7 @@ from bot.frontends.common.job_facts import (
     progress_bar,
     status_line,
 )
+from bot.frontends.common.thumbnails import thumbnail_url
 
 Block = dict[str, Any]
 LABELS = {
@@ -55,12 +56,17 @@ def date(when: float, style: str = "{date_short_pretty} {time}") -> str:
     return f"<!date^{stamp}^{style}|{stamp}>"
 
 
-def job_blocks(update: JobUpdate, actions: list[Action]) -> list[Block]:
-    """The progress message (and, once done, its summary)."""
+def job_blocks(update: JobUpdate, actions: list[Action], *, picture: bool = True) -> list[Block]:
+    """The progress message (and, once done, its summary); with `picture`, the first input
+    image beside it when Slack may fetch it (see `thumbnail_url`)."""
     job = update.job
     lines = [f"{EMOJI[job.state]} *{status_line(update)}*", *_timing(update)]
+    prompt = quoted(job.prompt) if job.prompt else ""
+    head = _section(f"*/{job.command}* · {job.model}\n{prompt}")
+    if picture and (url := thumbnail_url(job)):
+        head["accessory"] = {"type": "image", "image_url": url, "alt_text": "the first input"}
     blocks: list[Block] = [
-        _section(f"*/{job.command}* · {job.model}\n" + (quoted(job.prompt) if job.prompt else "")),
+        head,
         _section("\n".join(lines)),
         _context([f"Options: {escape(options_text(job))}", *_inputs(job), *_notes(job),
                   f"Job `{job.id}` · <@{job.user_id}>"]),

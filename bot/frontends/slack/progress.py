@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import Clock
 from bot.engine import Engine, JobUpdate, Store
 from bot.frontends.common.refresh import RECENT_S, to_refresh
-from bot.frontends.slack.blocks import job_blocks, job_text
+from bot.frontends.slack.blocks import Block, job_blocks, job_text
 from bot.frontends.slack.buttons import actions_for
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ class SlackProgress:
         self._shown: dict[str, str] = {}  # what each message shows now
         self._last_edit: dict[str, float] = {}
         self._gone: set[str] = set()
+        # jobs whose input image Slack could not fetch (invalid_blocks): shown without it; the
+        # first post never has it, so a dead link cannot stop a job from being posted
+        self._no_picture: set[str] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing is due
         self._idle.set()
@@ -68,8 +71,8 @@ class SlackProgress:
         await self._idle.wait()
 
     def shown(self, job_id: str, update: JobUpdate) -> None:
-        """A message was just posted showing `update`."""
-        self._shown[job_id] = _key(update)
+        """A message was just posted showing `update` (without its picture: see submit)."""
+        self._shown[job_id] = _key(job_blocks(update, actions_for(update.job), picture=False))
         self._last_edit[job_id] = self.clock.now()
 
     async def on_update(self, update: JobUpdate) -> None:
@@ -111,14 +114,14 @@ class SlackProgress:
 
     async def _show(self, update: JobUpdate) -> None:
         job, ref = update.job, update.job.progress_ref
-        key = _key(update)
+        blocks = job_blocks(update, actions_for(job), picture=job.id not in self._no_picture)
+        key = _key(blocks)
         if ref is None or self._shown.get(job.id) == key:
             return
         try:
             self.edits += 1
             await self.client.chat_update(channel=ref.channel_id, ts=ref.message_id,
-                                          text=job_text(update),
-                                          blocks=job_blocks(update, actions_for(job)))
+                                          text=job_text(update), blocks=blocks)
         except SlackApiError as exc:
             await self._failed(update, exc)
             return
@@ -135,6 +138,9 @@ class SlackProgress:
             self._gone.add(job_id)
             self._forget(job_id)
             return
+        if error == "invalid_blocks" and job_id not in self._no_picture:
+            log.info("job %s: Slack cannot show its input image; shown without it", job_id)
+            self._no_picture.add(job_id)
         wait = float(exc.response.headers.get("Retry-After", 0) or 0) \
             if exc.response.status_code == 429 else 0.0
         log.warning("job %s: progress edit failed (%s); again in %.0f s", job_id, error, wait)
@@ -161,7 +167,5 @@ class SlackProgress:
             await self.clock.sleep(REFRESH_S)
 
 
-
-def _key(update: JobUpdate) -> str:
-    job = update.job
-    return json.dumps([job_blocks(update, actions_for(job))], sort_keys=True, default=str)
+def _key(blocks: list[Block]) -> str:
+    return json.dumps(blocks, sort_keys=True, default=str)

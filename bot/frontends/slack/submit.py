@@ -49,7 +49,7 @@ class SlackSubmitter:
             channel = await self.where(job)
             posted = await self.client.chat_postMessage(
                 channel=channel, text=job_text(update),
-                blocks=job_blocks(update, [Action.CANCEL]))
+                blocks=job_blocks(update, [Action.CANCEL], picture=False))  # see progress
         except SlackApiError as exc:
             await self._stop(job, notify, exc.response.get("error"))
             return None

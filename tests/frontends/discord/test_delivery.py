@@ -4,12 +4,14 @@ interaction token died, throttling, 429s, the video as a file or a link, the fin
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import re
 from dataclasses import replace
 from typing import Any
 
 import aiohttp
+from PIL import Image
 
 from bot.engine import Delivery, Display, Job, JobState, Store
 from bot.frontends.discord.delivery import DM_UPLOAD_LIMIT
@@ -101,15 +103,20 @@ async def test_progress_message_becomes_the_summary(wan: Stack) -> None:
 
 
 async def test_small_channel_limit_posts_the_link(wan: Stack) -> None:
-    """A video over the channel's limit (the interaction's attachment_size_limit) goes out as
-    its 24-hour link, without trying the upload."""
+    """A video over the channel's limit (the interaction's attachment_size_limit) that no
+    re-encode fits goes out as its 24-hour link with a poster frame, never uploaded."""
     wan.fake.channel("general").upload_limit = 1000
     await kf2v(wan)
     job, message = await delivered(wan)
-    assert message.files == [] and job.result_url and job.result_url in message.content
+    [poster] = message.files
+    assert poster.filename == f"wan-{job.id}.jpg" and poster.content_type == "image/jpeg"
+    with Image.open(io.BytesIO(poster.data)) as still:
+        assert still.size == (160, 96)  # the simulator's video's own frame
+    assert job.result_url and job.result_url in message.content
     assert "expires 24 hours" in message.content
     assert job.delivery is not None and job.delivery.mode == "link"
-    assert all(not r.files for r in wan.fake.requests_to("POST", MESSAGES))
+    uploads = [name for r in wan.fake.requests_to("POST", MESSAGES) for name, _ in r.files]
+    assert uploads == [f"wan-{job.id}.jpg"]
 
 
 async def test_413_from_discord_falls_back_to_the_link(wan: Stack) -> None:
