@@ -145,6 +145,8 @@ def _copy_one(clip: Path, streams: list[av.stream.Stream], offset_s: float, leng
             packet.pts += shift
             packet.dts += shift
             if last_dts[i] is not None and packet.dts <= last_dts[i]:  # type: ignore[operator]
+                if i > 0:
+                    continue  # an encoder's priming sound before the clip's start: overlaps
                 raise ValueError(f"{clip.name}: timestamps go backwards at the join")
             last_dts[i] = packet.dts
             packet.stream = streams[i]

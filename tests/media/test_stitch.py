@@ -3,8 +3,11 @@ lengths. Real clips made with PyAV (tests.clip_support)."""
 
 from __future__ import annotations
 
+from io import BytesIO
+
 import av
 import pytest
+from PIL import Image
 
 from bot.media.frames import NoFrame, last_frame_png
 from bot.media.stitch import StitchError, duration_s, stitch
@@ -22,6 +25,17 @@ def test_matching_clips_are_copied_end_to_end(tmp_path):
     assert frames_of(made.path) == 8 + 12 + 8
     # copied, not re-encoded: the last picture is bit for bit the last clip's
     assert mean_difference(last_image(made.path), last_image(a)) == 0
+
+
+def test_matching_clips_with_sound_are_copied_with_their_sound(tmp_path):
+    """Sound copied too, each clip's cut to its picture (AAC's priming overlaps the join)."""
+    a = write_clip(tmp_path / "a.mp4", seconds=1.0, audio=True)
+    b = write_clip(tmp_path / "b.mp4", seconds=1.5, audio=True, seed=2)
+    made = stitch([a, b, a], tmp_path / "chain.mp4")
+    assert made.copied and duration_s(made.path) == pytest.approx(3.5, abs=0.01)
+    with av.open(str(made.path)) as out:
+        audio = out.streams.audio[0]
+        assert float(audio.duration * audio.time_base) == pytest.approx(3.5, abs=0.05)
 
 
 def test_clips_that_differ_are_reencoded_to_the_first(tmp_path):
@@ -52,10 +66,6 @@ def test_a_clip_that_cannot_be_read_is_a_stitch_error(tmp_path):
 
 def test_the_last_frame_is_the_videos_last_picture(tmp_path):
     """Taken from the tail (a seek), it is the same picture as decoding the whole clip."""
-    from io import BytesIO
-
-    from PIL import Image
-
     video = write_clip(tmp_path / "a.mp4", seconds=5.0, options={"preset": "medium"})
     frame = Image.open(BytesIO(last_frame_png(video)))
     assert frame.format == "PNG" and frame.size == (480, 368)
