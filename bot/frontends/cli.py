@@ -82,10 +82,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _add_extend(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="parent", required=True,
+    parser.add_argument("--from", dest="parent", required=True, metavar="JOB",
                         help="the id of the job to continue (a terminal job, as printed)")
     parser.add_argument("--prompt", help="what happens next (default: the clip's own prompt)")
-    parser.add_argument("--last-frame", dest="last_frame",
+    parser.add_argument("--last-frame", dest="last_frame", metavar="FILE",
                         help="where the new clip ends: a local file or link (first/last-frame)")
     parser.add_argument("--out", required=True, type=Path,
                         help="where to write the new clip; the whole chain goes beside it "
