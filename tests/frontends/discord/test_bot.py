@@ -85,8 +85,8 @@ async def test_syncs_globally_without_guild_ids(stack: Stack) -> None:
             pass
     [sync] = stack.fake.command_syncs
     assert sync.guild_id is None
-    assert sorted(sync.names) == ["animate", "i2v", "job", "jobs", "kf2v", "queue", "reference",
-                                  "settings", "usage"]
+    assert sorted(sync.names) == ["animate", "extend", "i2v", "job", "jobs", "kf2v", "queue",
+                                  "reference", "settings", "usage"]
 
 
 # --------------------------------------------------------------------------- shutdown
