@@ -68,8 +68,9 @@ class _Attempts(logging.Handler):
         self.sizes: list[list[int]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.args and isinstance(record.args, tuple) and len(record.args) == 4:
-            self.sizes.append(list(record.args[2]))
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) == 4 and isinstance(args[2], list):
+            self.sizes.append(list(args[2]))
 
 
 def child(src: Path, dst: Path, limit: int) -> None:

@@ -7,6 +7,7 @@ import base64
 import io
 import random
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 from bot.provider.client import DashScope
 from bot.sim.server import SimConfig, Simulator, run_simulator
 from tests.asyncio_support import Unretrieved
+from tests.media_support import detailed_video
 from tests.net_support import FileServer, install_tripwire
 
 
@@ -92,3 +94,11 @@ async def server() -> AsyncIterator[FileServer]:
     srv = await FileServer().start()
     yield srv
     await srv.close()
+
+
+@pytest.fixture(scope="session")
+def clip_1080p(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 1080P result: 5 s at 16 fps with sound, detailed and moving, ~18 MiB (made once:
+    the media and the Discord tests both fit it into 10 MiB)."""
+    path = tmp_path_factory.mktemp("clip1080") / "result.mp4"
+    return detailed_video(path, 1920, 1080, 5.0, fps=16, audio=True, crf=8)

@@ -69,17 +69,20 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     assert s.dashscope_api_key == "from-file" and s.region == "virginia"
 
 
-def test_media_workers_default_to_two_and_can_be_set():
-    """MEDIA_WORKERS sizes the media pool: 2 unless set."""
-    assert load_settings(BASE).media_workers == 2
-    assert load_settings({**BASE, "MEDIA_WORKERS": "4"}).media_workers == 4
+@pytest.mark.parametrize(("name", "field", "default"), [
+    ("MEDIA_WORKERS", "media_workers", 2), ("ENCODE_WORKERS", "encode_workers", 1)])
+def test_worker_counts_have_defaults_and_can_be_set(name, field, default):
+    """MEDIA_WORKERS sizes the media pool (2 unless set), ENCODE_WORKERS the encodes (1)."""
+    assert getattr(load_settings(BASE), field) == default
+    assert getattr(load_settings({**BASE, name: "4"}), field) == 4
 
 
+@pytest.mark.parametrize("name", ["MEDIA_WORKERS", "ENCODE_WORKERS"])
 @pytest.mark.parametrize("raw", ["0", "-1", "two", "1.5"])
-def test_media_workers_must_be_a_whole_positive_number(raw):
-    """No media threads, or a fraction of one, is a configuration error."""
-    with pytest.raises(ConfigError, match="MEDIA_WORKERS"):
-        load_settings({**BASE, "MEDIA_WORKERS": raw})
+def test_worker_counts_must_be_whole_positive_numbers(name, raw):
+    """No worker, or a fraction of one, is a configuration error."""
+    with pytest.raises(ConfigError, match=name):
+        load_settings({**BASE, name: raw})
 
 
 def test_dms_are_off_unless_allowed_with_a_home_server():

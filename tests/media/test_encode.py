@@ -76,13 +76,12 @@ def test_fits_under_the_limit_using_most_of_it(clips, tmp_path, limit_mib, kind)
     assert fitted is not None and fitted.height == 270  # enough bits: the resolution is kept
 
 
-def test_a_1080p_clip_fits_into_10_mib(tmp_path):
+def test_a_1080p_clip_fits_into_10_mib(clip_1080p, tmp_path):
     """The real case: 5 s of 1080P with sound, ~18 MiB, into Discord's 10 MiB, still 1080P."""
-    src = detailed_video(tmp_path / "src.mp4", 1920, 1080, 5.0, fps=16, audio=True, crf=8)
-    assert src.stat().st_size > 15 * MiB
+    assert clip_1080p.stat().st_size > 15 * MiB
     dst = tmp_path / "fit.mp4"
-    fitted = fit_video(src, dst, 10 * MiB)
-    check_fitted(fitted, src, dst, 10 * MiB)
+    fitted = fit_video(clip_1080p, dst, 10 * MiB)
+    check_fitted(fitted, clip_1080p, dst, 10 * MiB)
     assert fitted is not None and fitted.height == 1080
 
 

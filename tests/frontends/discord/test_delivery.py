@@ -11,10 +11,12 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
+import av
 from PIL import Image
 
 from bot.engine import Delivery, Display, Job, JobState, Store
 from bot.frontends.discord.delivery import DM_UPLOAD_LIMIT
+from bot.units import MiB
 from tests.discord_stack import (
     EDITS,
     MESSAGES,
@@ -25,7 +27,6 @@ from tests.discord_stack import (
     reply,
 )
 from tests.fakediscord import FakeMessage, InteractionRecord
-from tests.media_support import detailed_video
 
 pytest_plugins = ("tests.discord_support",)
 
@@ -238,20 +239,23 @@ async def test_running_job_shows_an_eta_and_a_progress_bar(stack: Stack) -> None
     assert re.fullmatch(r"`[█░]{12} \d+%`", shown["Progress"])
 
 
-async def test_a_video_over_the_limit_arrives_as_a_file_that_fits(wan: Stack, tmp_path) -> None:
-    """Over the interaction's attachment_size_limit: re-encoded under it and attached, with the
-    original's link beside it for the full quality (a 1080P clip and 10 MiB, scaled by 32)."""
-    clip = await asyncio.to_thread(detailed_video, tmp_path / "r.mp4", 480, 270, 2.0,
-                                   audio=True, crf=8)
-    wan.sim.config.result_video = await asyncio.to_thread(clip.read_bytes)
-    limit = 320 * 1024
-    wan.fake.channel("general").upload_limit = limit
+async def test_a_1080p_video_over_10_mib_arrives_as_a_file_that_fits(wan: Stack,
+                                                                      clip_1080p) -> None:
+    """A 1080P result of ~18 MiB in a channel of 10 MiB (the interaction's
+    attachment_size_limit): re-encoded under it and attached, playable, with the original's
+    link beside it for the full quality."""
+    wan.sim.config.result_video = await asyncio.to_thread(clip_1080p.read_bytes)
+    limit = 10 * MiB
+    assert wan.fake.channel("general").upload_limit == limit
     await kf2v(wan)
     job, message = await delivered(wan)
     [video] = message.files
     assert video.filename == f"wan-{job.id}.mp4" and 0.9 * limit <= len(video.data) <= limit
+    with av.open(io.BytesIO(video.data)) as played:
+        assert [s.codec_context.name for s in played.streams] == ["h264", "aac"]
+        assert played.streams.video[0].codec_context.height == 1080
     assert job.result_url and f"<{job.result_url}>" in message.content
-    assert "Re-encoded to 270p to fit" in message.content
+    assert "Re-encoded to 1080p to fit" in message.content
     assert job.delivery is not None and job.delivery.mode == "file"
     assert job.fit is not None and job.fit.size_bytes == len(video.data)
     assert len(wan.deliveries()) == 1
