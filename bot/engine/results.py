@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.jobs import Job, JobState
+from bot.engine.keys import KeyPool
 from bot.engine.records import Delivery
 from bot.engine.store import Store
 from bot.errors import ApiError, StorageError, Undeliverable
-from bot.provider.client import DashScope
 from bot.units import MiB
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ class Deliverer(Protocol):
 
 
 class Results:
-    def __init__(self, store: Store, client: DashScope, settings: Settings, clock: Clock,
+    def __init__(self, store: Store, keys: KeyPool, settings: Settings, clock: Clock,
                  transition: Transition, spawn: Callable[[Coroutine[Any, Any, Any]], None]
                  ) -> None:
         self.store = store
-        self.client = client
+        self.keys = keys
         self.settings = settings
         self.clock = clock
         self.transition = transition
@@ -74,7 +74,8 @@ class Results:
         disk_failures = 0
         async for _ in self._retries(job.id, "download"):
             try:
-                await self.client.download(job.result_url or "", path, max_bytes=MAX_VIDEO_BYTES)
+                await self.keys.of(job).download(job.result_url or "", path,
+                                                 max_bytes=MAX_VIDEO_BYTES)
                 return await self.store.update_job(job.id, video_path=str(path))
             except ApiError as exc:
                 if not exc.retryable or self._link_dead(job):

@@ -96,6 +96,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_team_day ON jobs (team_id, created_at);
     CREATE INDEX jobs_unfinished ON jobs (team_id, user_id) WHERE state NOT IN {TERMINAL_SQL};
     """,
+    # 7 (numbered for the merge: 5 and 6 come from other branches): the API key whose account
+    # holds each job's task (its id, never the secret); NULL means the first key.
+    """
+    ALTER TABLE jobs ADD COLUMN api_key_id TEXT;
+    """,
 )
 
 
@@ -302,6 +307,15 @@ class Store:
         async with self.db.execute(sql, (*states, model)) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def count_by_key(self, states: Iterable[JobState], model: str
+                           ) -> dict[str | None, int]:
+        """How many of a model's jobs are in `states`, by the API key that has them."""
+        states = [str(s) for s in states]
+        sql = (f"SELECT api_key_id, COUNT(*) FROM jobs WHERE state IN"
+               f" ({', '.join('?' for _ in states)}) AND model = ? GROUP BY api_key_id")
+        async with self.db.execute(sql, (*states, model)) as cur:
+            return {r[0]: int(r[1]) for r in await cur.fetchall()}
 
     async def models_in(self, state: JobState) -> list[str]:
         sql = "SELECT DISTINCT model FROM jobs WHERE state = ? ORDER BY model"

@@ -19,14 +19,13 @@ import discord
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings, settings_or_exit
-from bot.engine import Engine, Store
+from bot.engine import Engine, KeyPool, Store
 from bot.errors import StorageError
 from bot.frontends.cli import check as check_provider
 from bot.frontends.discord.client import DiscordFront
 from bot.frontends.slack.app import SlackFront, web_client
 from bot.logs import setup_logging
 from bot.provider import catalog
-from bot.provider.client import DashScope
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +71,7 @@ async def run(settings: Settings) -> None:
     async with aiohttp.ClientSession(timeout=timeout) as http:
         store = await Store.open(settings.database_path)
         try:
-            client = DashScope(http, settings.base_url, settings.dashscope_api_key,
-                               timeout_s=settings.http_timeout_s)
-            engine = Engine(store, client, settings)
+            engine = Engine(store, KeyPool.build(settings, http), settings)
             await serve(engine, front_ends(settings, engine, store, http))
         finally:
             await store.close()
@@ -111,8 +108,7 @@ async def serve(engine: Engine, fronts: list[FrontEnd]) -> None:
 
 def main(argv: list[str]) -> int:
     settings = settings_or_exit(known_models=catalog.MODELS)
-    setup_logging(settings.log_level, [settings.dashscope_api_key, settings.discord_token,
-                                       settings.slack_bot_token, settings.slack_app_token])
+    setup_logging(settings.log_level, settings.secrets)
     try:
         asyncio.run(run(settings))
     except discord.LoginFailure:
@@ -137,7 +133,7 @@ def main(argv: list[str]) -> int:
 def check(argv: list[str]) -> int:
     """`python -m bot check`: the API key (one cheap call), and the Slack token when set."""
     settings = settings_or_exit(need_chat=False, known_models=catalog.MODELS)
-    setup_logging("WARNING", [settings.dashscope_api_key, settings.slack_bot_token])
+    setup_logging("WARNING", settings.secrets)
     try:
         status = asyncio.run(check_provider(settings))
     except StorageError as exc:
