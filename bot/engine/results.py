@@ -95,10 +95,17 @@ class Results:
     def _link_dead(self, job: Job) -> bool:
         return self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
 
-    async def _deliver(self, job: Job) -> None:
+    def _ours(self, job: Job) -> Deliverer | None:
+        """The deliverer of the job's front end, if this process delivers the job: one that
+        has `owns(job)` (Discord with shards split over processes) may leave it to another."""
         deliverer = self.deliverers.get(job.platform)
+        owns = getattr(deliverer, "owns", None)
+        return None if deliverer is None or (owns is not None and not owns(job)) else deliverer
+
+    async def _deliver(self, job: Job) -> None:
+        deliverer = self._ours(job)
         if deliverer is None:
-            return  # delivered when its front end registers
+            return  # delivered when its front end registers (or by the process that owns it)
         moved = await self.transition(job, JobState.DELIVERING, expect=[JobState.SUCCEEDED])
         if moved is not None:
             await self._post(moved, deliverer, check_first=False)
@@ -124,10 +131,11 @@ class Results:
 
     async def _deliver_waiting(self, platform: str) -> None:
         for job in await self.store.jobs_in([JobState.SUCCEEDED, JobState.DELIVERING]):
-            if job.platform != platform or not job.video_path:
+            deliverer = self._ours(job)
+            if job.platform != platform or not job.video_path or deliverer is None:
                 continue
             if job.state is JobState.DELIVERING:
-                self.spawn(self._post(job, self.deliverers[platform], check_first=True))
+                self.spawn(self._post(job, deliverer, check_first=True))
             else:
                 self.spawn(self._deliver(job))
 
