@@ -54,15 +54,8 @@ Check = Callable[[JobRequest, float], Awaitable[None]]  # raises to refuse a req
 
 
 class Engine:
-    def __init__(
-        self,
-        store: Store,
-        client: DashScope | KeyPool,
-        settings: Settings,
-        *,
-        clock: Clock | None = None,
-        policy: PollPolicy | None = None,
-    ) -> None:
+    def __init__(self, store: Store, client: DashScope | KeyPool, settings: Settings, *,
+                 clock: Clock | None = None, policy: PollPolicy | None = None) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock or Clock()
@@ -101,6 +94,11 @@ class Engine:
     @property
     def limiter(self) -> QueryLimiter:
         return self.poller.limiter
+
+    @property
+    def running(self) -> bool:
+        """Started, not stopped, and every loop alive (a storage fault ends them)."""
+        return bool(self._loops) and not any(t.done() for t in self._loops)
 
     # --- life cycle ------------------------------------------------------------------------
 

@@ -25,13 +25,18 @@ from bot.frontends.cli import check as check_provider
 from bot.frontends.discord.client import DiscordFront
 from bot.frontends.slack.app import SlackFront, web_client
 from bot.logs import setup_logging
+from bot.ops import HealthServer
 from bot.provider import catalog
 
 log = logging.getLogger(__name__)
 
 
 class FrontEnd(Protocol):
+    name: str  # "discord", "slack": how /healthz names it
+
     async def run(self) -> None: ...  # connected until closed (or it fails)
+
+    async def connected(self) -> bool: ...  # for /healthz
 
     async def drain(self) -> None: ...  # stop taking commands; let running ones finish
 
@@ -51,8 +56,14 @@ def front_ends(settings: Settings, engine: Engine, store: Store,
 class SlackRun:
     """Slack's front end as a long-running task (Socket Mode reconnects by itself)."""
 
+    name = "slack"
+
     def __init__(self, front: SlackFront) -> None:
         self.front = front
+
+    async def connected(self) -> bool:
+        handler = self.front.handler
+        return handler is not None and bool(await handler.client.is_connected())
 
     async def run(self) -> None:
         await self.front.start()
@@ -72,9 +83,30 @@ async def run(settings: Settings) -> None:
         store = await Store.open(settings.database_path)
         try:
             engine = Engine(store, KeyPool.build(settings, http), settings)
-            await serve(engine, front_ends(settings, engine, store, http))
+            fronts = front_ends(settings, engine, store, http)
+            health = await health_server(settings, engine, fronts)
+            try:
+                await serve(engine, fronts)
+            finally:
+                if health is not None:
+                    await health.close()
         finally:
             await store.close()
+
+
+async def health_server(settings: Settings, engine: Engine, fronts: list[FrontEnd]
+                        ) -> HealthServer | None:
+    """/healthz and /metrics, when HEALTH_PORT is set."""
+    if settings.health_port is None:
+        return None
+
+    async def chat() -> dict[str, bool]:
+        return {f.name: await f.connected() for f in fronts}
+
+    server = HealthServer(engine, host=settings.health_host, port=settings.health_port,
+                          chat=chat)
+    await server.start()
+    return server
 
 
 async def serve(engine: Engine, fronts: list[FrontEnd]) -> None:

@@ -138,6 +138,8 @@ class WanTree(app_commands.CommandTree["WanBot"]):
 class DiscordFront:
     """The Discord bot as one front end of a process that runs several over one engine."""
 
+    name = "discord"
+
     def __init__(self, settings: Settings, engine: Engine, store: Store,
                  http: aiohttp.ClientSession) -> None:
         self.settings = settings
