@@ -47,6 +47,7 @@ STRANGE_LIMIT_S = 6 * 3600.0  # a task stuck in a status we do not know ends her
 SLOW_RETRIES = frozenset({"Throttling.AllocationQuota"})  # per-minute quota: a few tries only
 SLOW_TRIES = 5
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
+SCAN_BEHIND = 32  # queued jobs looked at past one that waits for its own key's slot
 
 
 Listener = Callable[[JobUpdate], Awaitable[None]]
@@ -96,8 +97,7 @@ class Engine:
         return self.poller.limiter
 
     @property
-    def running(self) -> bool:
-        """Started, not stopped, and every loop alive (a storage fault ends them)."""
+    def running(self) -> bool:  # started, not stopped, no loop ended (a storage fault does)
         return bool(self._loops) and not any(t.done() for t in self._loops)
 
     # --- life cycle ------------------------------------------------------------------------
@@ -255,8 +255,16 @@ class Engine:
             while any(free.values()) and (job_id := queue.peek()) is not None:
                 job = await self.store.get_job(job_id)
                 if job is not None and not await self._admit(job, free):
-                    break  # its key is full: it waits its turn, keeping the order
+                    await self._admit_behind(model, free)
+                    break
                 queue.remove(job_id)  # if it was no longer queued in the store after all
+
+    async def _admit_behind(self, model: str, free: dict[str, int]) -> None:
+        """The first job waits for its own key's slot; jobs behind it other keys can take go."""
+        for job_id in self.queues.get(model).front(SCAN_BEHIND)[1:]:
+            job = await self.store.get_job(job_id)
+            if job is not None and any(free.values()) and await self._admit(job, free):
+                self.queues.get(model).remove(job_id)
 
     async def _admit(self, job: Job, free: dict[str, int]) -> bool:
         """Send the job with a key that has room (taking it from `free`); False: none has."""
@@ -383,7 +391,7 @@ class Engine:
             usage=task.usage,
             actual_prompt=task.actual_prompt,
             finished_at=self.clock.now(),
-            provider_seconds=_provider_seconds(task),
+            provider_seconds=task.seconds,
         )
         self._slot_freed(job)
         if saved is not None and saved.cancel_requested:
@@ -489,9 +497,3 @@ class Engine:
         task = self.guard.start(coro)  # its exception, if any, is looked at
         self._work.add(task)
         task.add_done_callback(self._work.discard)
-
-
-def _provider_seconds(task: Task) -> float | None:
-    if task.submit_time and task.end_time:
-        return max(0.0, (task.end_time - task.submit_time).total_seconds())
-    return None

@@ -100,3 +100,50 @@ async def test_a_revoked_key_fails_only_the_tasks_it_alone_can_reach(rig: Rig) -
         done = await engine.watcher.state(later.id, JobState.DELIVERED, timeout_s=20)
     assert lost.error_code == "InvalidApiKey" and ApiKey(SECOND).id in (lost.error_message or "")
     assert done.api_key_id == ApiKey(rig.sim.api_key).id
+
+
+async def test_a_job_bound_to_its_key_waits_for_it_and_others_pass_it(rig: Rig) -> None:
+    """Jobs whose inputs were uploaded with a key (bound to it) go only to that key; the first
+    one waiting for its busy key does not keep the other key idle: a job behind it bound to
+    the other key starts while the first key's task still runs."""
+    rig.sim.config.api_keys = (SECOND,)
+    pool(rig, rig.sim.api_key, SECOND)
+    first, second = ApiKey(rig.sim.api_key).id, ApiKey(SECOND).id
+
+    def bound(user: str, key: str):  # as if its inputs had been uploaded with `key`
+        return dataclasses.replace(kf2v_request(rig.sim, user=user), oss=True, api_key_id=key)
+
+    async with rig.engine() as engine:
+        jobs = [(await engine.submit(bound(user, key))).job
+                for user, key in (("u1", first), ("u2", first), ("u3", second))]
+        done = [await engine.watcher.state(j.id, JobState.DELIVERED, timeout_s=30) for j in jobs]
+    assert [j.api_key_id for j in done] == [first, first, second]
+    one, two, three = (rig.sim.tasks[j.task_id or ""] for j in done)
+    assert {one.account, two.account} == {key_id(rig.sim.api_key)}
+    assert three.account == key_id(SECOND)
+    assert two.created >= one.end_at  # it waited for its own key
+    assert three.created < one.end_at  # it did not wait behind the job that did
+
+
+async def test_uploads_take_turns_by_slots_and_bind_the_job_that_uses_them(rig: Rig) -> None:
+    """Inputs are uploaded with each key in turn, in proportion to its slots (2:1 here); a job
+    whose inputs one key uploaded is queued bound to that key, and made there."""
+    from tests.conftest import make_image
+
+    rig.sim.config.api_keys = (SECOND,)
+    pool(rig, rig.sim.api_key, SECOND)
+    keys = (ApiKey(rig.sim.api_key, "singapore", rig.sim.base_url, {MODEL: 2}),
+            ApiKey(SECOND, "singapore", rig.sim.base_url))
+    rig.settings = dataclasses.replace(rig.settings, api_keys=keys)
+    png = make_image((640, 480))
+    async with rig.engine() as engine:
+        urls = [await engine.upload(MODEL, f"f{n}.png", png, "image/png") for n in range(6)]
+        owners = [engine.keys.uploader_of({"x": url}) for url in urls]
+        request = dataclasses.replace(kf2v_request(rig.sim), oss=True, media={
+            "first_frame_url": urls[2], "last_frame_url": urls[2]})
+        queued = (await engine.submit(request)).job
+        done = await engine.watcher.state(queued.id, JobState.DELIVERED, timeout_s=30)
+    assert owners.count(keys[0].id) == 4 and owners.count(keys[1].id) == 2
+    assert queued.api_key_id == owners[2] == done.api_key_id
+    assert rig.sim.tasks[done.task_id or ""].account == key_id(
+        rig.sim.api_key if owners[2] == keys[0].id else SECOND)
