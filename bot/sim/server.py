@@ -301,7 +301,7 @@ class Simulator:
                 raise MediaError("this input takes a link, not base64 data")
             return sim_media.decode_data_url(url)
         if url.startswith("oss://"):
-            return self.uploads.load(url, task.api_name, self.now())
+            return self.uploads.load(url, task.api_name, self.now(), task.account)
         if url.startswith(("http://", "https://")) and self._http is not None:
             timeout_s = self.config.fetch_timeout_s
             return await sim_media.fetch(self._http, url, f.limits.max_bytes, timeout_s)
@@ -341,14 +341,15 @@ class Simulator:
     # --- uploads and results -------------------------------------------------------------------
 
     async def _policy(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        account = self._authorize(request)
         if request.query.get("action") != "getPolicy":
             raise Refuse(400, INVALID, "action must be getPolicy.")
         model = request.query.get("model", "")
         found = model_for_api_name(model)
         if found is None or found.api_name(self.config.region) != model:
             raise Refuse(400, INVALID, "Model not exist.")
-        data = self.uploads.new_policy(model, self.now(), f"{self.root_url}/oss-upload")
+        data = self.uploads.new_policy(model, self.now(), f"{self.root_url}/oss-upload",
+                                       account)
         return web.json_response({"request_id": rid(), "data": data})
 
     async def _upload(self, request: web.Request) -> web.Response:

@@ -20,6 +20,13 @@ SECOND = "sk-sim-second-account-0000000"
 WRONG = "sk-sim-never-issued-000000000"
 
 
+@pytest.fixture
+def running_s() -> float:
+    """Long tasks (in clock seconds): the test machine's own delays, scaled up by the clock,
+    stay small beside them, so throughput reflects the slots."""
+    return 240.0
+
+
 def pool(rig: Rig, *secrets: str) -> None:
     """The engine uses these keys, every model one slot on each, nothing on deck."""
     keys = tuple(ApiKey(s, "singapore", rig.sim.base_url) for s in secrets)
@@ -57,7 +64,8 @@ async def test_two_keys_double_the_throughput(rig: Rig) -> None:
     one_took, _ = await run(rig, 6)
     pool(rig, rig.sim.api_key, SECOND)
     two_took, jobs = await run(rig, 6)
-    assert one_took / two_took > 1.6
+    print(f"one key {one_took:.0f} s, two keys {two_took:.0f} s (clock) for 6 jobs")
+    assert one_took / two_took > 1.7
     accounts = by_account(rig, jobs)
     assert sorted(len(t) for t in accounts.values()) == [3, 3]
     for tasks in accounts.values():
@@ -127,7 +135,8 @@ async def test_a_job_bound_to_its_key_waits_for_it_and_others_pass_it(rig: Rig) 
 
 async def test_uploads_take_turns_by_slots_and_bind_the_job_that_uses_them(rig: Rig) -> None:
     """Inputs are uploaded with each key in turn, in proportion to its slots (2:1 here); a job
-    whose inputs one key uploaded is queued bound to that key, and made there."""
+    whose inputs the second key uploaded is queued bound to that key, and made there (the
+    simulator, like the provider, reads an upload only for the account that made it)."""
     from tests.conftest import make_image
 
     rig.sim.config.api_keys = (SECOND,)
@@ -139,11 +148,11 @@ async def test_uploads_take_turns_by_slots_and_bind_the_job_that_uses_them(rig: 
     async with rig.engine() as engine:
         urls = [await engine.upload(MODEL, f"f{n}.png", png, "image/png") for n in range(6)]
         owners = [engine.keys.uploader_of({"x": url}) for url in urls]
+        theirs = urls[owners.index(keys[1].id)]
         request = dataclasses.replace(kf2v_request(rig.sim), oss=True, media={
-            "first_frame_url": urls[2], "last_frame_url": urls[2]})
+            "first_frame_url": theirs, "last_frame_url": theirs})
         queued = (await engine.submit(request)).job
         done = await engine.watcher.state(queued.id, JobState.DELIVERED, timeout_s=30)
     assert owners.count(keys[0].id) == 4 and owners.count(keys[1].id) == 2
-    assert queued.api_key_id == owners[2] == done.api_key_id
-    assert rig.sim.tasks[done.task_id or ""].account == key_id(
-        rig.sim.api_key if owners[2] == keys[0].id else SECOND)
+    assert queued.api_key_id == keys[1].id == done.api_key_id
+    assert rig.sim.tasks[done.task_id or ""].account == key_id(SECOND)
