@@ -113,6 +113,7 @@ class KeyPool:
         self._by_id = {a.id: a for a in accounts}
         self._uploads: OrderedDict[str, str] = OrderedDict()  # oss:// URL -> key id
         self._turns: dict[tuple[str, str], float] = {}  # (model, key id) -> upload credit
+        self._missing: set[str | None] = set()  # ids of jobs' keys no longer configured
         for account in accounts:
             account.on_refused = self._refused
         self.on_set_aside: OnRefused = lambda account: None
@@ -143,7 +144,10 @@ class KeyPool:
         """The key a job is with; jobs from before pooling (None) are with the first."""
         found = self._by_id.get(key_id or self.first.id)
         if found is None:
-            log.warning("API key %s is no longer configured; using %s", key_id, self.first.id)
+            if key_id not in self._missing:  # once per key: every poll would repeat it
+                self._missing.add(key_id)
+                log.warning("API key %s is no longer configured; its jobs use %s", key_id,
+                            self.first.id)
             return self.first
         return found
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import Settings, settings_or_exit
-from bot.engine import Delivery, Display, Engine, Job, JobState, JobUpdate, Store
+from bot.engine import Delivery, Display, Engine, Job, JobState, JobUpdate, KeyPool, Store
 from bot.errors import ApiError, InputError, StorageError, describe
 from bot.frontends.common.intake import Ask, Owner, build_request
 from bot.frontends.common.options import INPUTS, option_names, parameters
@@ -153,9 +153,7 @@ async def generate(args: argparse.Namespace, settings: Settings) -> int:
     db_path = settings.database_path.with_name("cli.sqlite3")
     async with aiohttp.ClientSession() as session, guarded_session(settings.trusted_hosts) as web:
         store = await Store.open(db_path)
-        client = DashScope(session, settings.base_url, settings.dashscope_api_key,
-                           timeout_s=settings.http_timeout_s)
-        engine = Engine(store, client, settings)
+        engine = Engine(store, KeyPool.build(settings, session), settings)  # every key
         media = MediaContext(web, settings, engine.upload)
         try:
             return await _run_job(args, settings, engine, media)
