@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Callable, Collection, Mapping
@@ -25,8 +26,24 @@ LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """One DashScope account's key: its region, its address, and its own per-model slots."""
+
+    secret: str = field(repr=False)
+    region: str = "singapore"
+    base_url: str = REGION_URLS["singapore"]
+    concurrency: Mapping[str, int] = field(default_factory=dict)  # overrides for this key
+
+    @property
+    def id(self) -> str:
+        """A stable name for the key that is not the key: stored with jobs, shown in logs."""
+        return "key-" + hashlib.sha256(self.secret.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
 class Settings:
     dashscope_api_key: str = field(repr=False)
+    api_keys: tuple[ApiKey, ...] = ()  # a pool of accounts (DASHSCOPE_API_KEYS); () is just one
     discord_token: str = field(default="", repr=False)
     slack_bot_token: str = field(default="", repr=False)  # xoxb-
     slack_app_token: str = field(default="", repr=False)  # xapp-, for Socket Mode
@@ -51,6 +68,23 @@ class Settings:
     encode_workers: int = 1  # videos re-encoded at once to fit an upload limit (each: all cores)
     on_deck: int = 1  # tasks per model sent beyond its slots, held PENDING by the provider
     log_level: str = "INFO"
+    # Discord shards this process runs (None: all, discord.py picks the count) of shard_count.
+    shard_ids: tuple[int, ...] | None = None
+    shard_count: int | None = None
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None  # /healthz and /metrics served here when set (opt-in)
+
+    @property
+    def keys(self) -> tuple[ApiKey, ...]:
+        """Every API key the engine may use; the first takes jobs from before pooling."""
+        return self.api_keys or (ApiKey(self.dashscope_api_key, self.region, self.base_url,
+                                        self.concurrency),)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret, for the log filter that masks them."""
+        return [self.dashscope_api_key, *(k.secret for k in self.api_keys), self.discord_token,
+                self.slack_bot_token, self.slack_app_token]
 
 
 def _read_env(env: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
@@ -153,8 +187,9 @@ def load_settings(
     """Settings from `env` (default: the process environment over `.env`); ConfigError lists all
     problems with how to fix each."""
     r = _Reader(_read_env(env, env_file))
-    settings = Settings(**_secrets(r), **_chat(r, need_chat), **_places(r),
-                        **_tuning(r, known_models))
+    places = _places(r)
+    settings = Settings(**_secrets(r, places, known_models), **_chat(r, need_chat), **places,
+                        **_tuning(r, known_models), **_operations(r))
     if settings.max_qps > 20:
         r.problems.append("MAX_QPS must be at most 20: the account allows 20 task queries/s.")
     if r.problems:
@@ -162,9 +197,46 @@ def load_settings(
     return settings
 
 
-def _secrets(r: _Reader) -> dict[str, Any]:
-    key = r.need("DASHSCOPE_API_KEY", "create one in Alibaba Cloud Model Studio (API keys)")
-    return {"dashscope_api_key": key}
+def _secrets(r: _Reader, places: Mapping[str, Any], known: Collection[str] | None
+             ) -> dict[str, Any]:
+    """DASHSCOPE_API_KEY, and DASHSCOPE_API_KEYS for a pool (DASHSCOPE_API_KEY, when set too,
+    is the pool's first key)."""
+    custom = places["base_url"] if r.get("DASHSCOPE_BASE_URL") else None
+    pooled = r.parse("DASHSCOPE_API_KEYS", [], _key_pool(places["region"], custom, known),
+                     "KEY[@REGION][:MODEL=SLOTS]..., comma-separated (README, Settings)")
+    if not pooled:
+        key = r.need("DASHSCOPE_API_KEY", "create one in Alibaba Cloud Model Studio (API keys)")
+        return {"dashscope_api_key": key}
+    if first := r.get("DASHSCOPE_API_KEY"):
+        pooled = [ApiKey(first, places["region"], places["base_url"]),
+                  *(k for k in pooled if k.secret != first)]
+    if len({k.secret for k in pooled}) < len(pooled):
+        r.problems.append("DASHSCOPE_API_KEYS names the same key twice.")
+    return {"dashscope_api_key": pooled[0].secret, "api_keys": tuple(pooled)}
+
+
+def _key_pool(default_region: str, custom_url: str | None, known: Collection[str] | None
+              ) -> Callable[[str], list[ApiKey]]:
+    """`sk-a@singapore,sk-b@beijing:wan2.2-kf2v-flash=2`: each key with its region (default
+    DASHSCOPE_REGION) and, after colons, its own per-model slots. DASHSCOPE_BASE_URL, when
+    set, is every key's address (the simulator); else each region's."""
+    slots = _concurrency(known)
+
+    def convert(raw: str) -> list[ApiKey]:
+        keys = []
+        for entry in raw.replace("\n", ",").replace(" ", ",").split(","):
+            if not entry:
+                continue
+            head, *models = entry.split(":")
+            secret, _, region = head.partition("@")
+            region = _choice(REGIONS)(region or default_region)
+            base = custom_url or REGION_URLS[region]
+            if not secret:
+                raise ValueError(entry)
+            keys.append(ApiKey(secret, region, base, slots(",".join(models))))
+        return keys
+
+    return convert
 
 
 def _chat(r: _Reader, need_chat: bool) -> dict[str, Any]:
@@ -236,6 +308,27 @@ def _tuning(r: _Reader, known_models: Collection[str] | None) -> dict[str, Any]:
             "LOG_LEVEL", "INFO", lambda s: _choice(LEVELS)(s).upper(), ", ".join(LEVELS)
         ),
     }
+
+
+def _operations(r: _Reader) -> dict[str, Any]:
+    """Discord shards, and the opt-in health and metrics port."""
+    ids = r.parse("DISCORD_SHARD_IDS", None, _ids, "comma-separated shard numbers, e.g. 0,1")
+    count = r.parse("DISCORD_SHARD_COUNT", None, _count, "a whole number of shards, >= 1")
+    if ids is not None and count is None:
+        r.problems.append("DISCORD_SHARD_COUNT is not set: with DISCORD_SHARD_IDS, give the total "
+                          "number of shards across every process.")
+    if ids is not None and count is not None and not all(0 <= i < count for i in ids):
+        r.problems.append(f"DISCORD_SHARD_IDS must be numbers from 0 to {count - 1}.")
+    port = r.parse("HEALTH_PORT", None, _port, "a TCP port number, 1-65535")
+    host = r.get("HEALTH_HOST") or "127.0.0.1"
+    return {"shard_ids": ids, "shard_count": count, "health_port": port, "health_host": host}
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError(raw)
+    return value
 
 
 def settings_or_exit(**kwargs: Any) -> Settings:

@@ -14,6 +14,7 @@ import aiohttp
 from bot.clock import ScaledClock
 from bot.config import Settings
 from bot.engine import Engine, Job, JobRequest, JobState, JobUpdate, Store
+from bot.engine.keys import KeyPool
 from bot.engine.poll_policy import PollPolicy
 from bot.errors import Undeliverable
 from bot.provider import catalog
@@ -106,9 +107,11 @@ class Rig:
         """An engine on the rig's database; leaving the block stops it abruptly, like a crash."""
         store = await Store.open(self.db_path)
         # Back-off waits in clock seconds, like the engine's own.
-        client = DashScope(self.session, self.settings.base_url, self.sim.api_key,
-                           timeout_s=self.client_timeout_s, sleep=self.clock.sleep,
-                           backoff_cap_s=300)
+        client: DashScope | KeyPool = DashScope(
+            self.session, self.settings.base_url, self.sim.api_key,
+            timeout_s=self.client_timeout_s, sleep=self.clock.sleep, backoff_cap_s=300)
+        if self.settings.api_keys:  # a pool of keys (DASHSCOPE_API_KEYS): a client for each
+            client = KeyPool.build(self.settings, self.session, self.clock)
         engine = Engine(store, client, self.settings, clock=self.clock, policy=policy)
         watcher = Watcher()
         engine.subscribe(watcher)

@@ -123,3 +123,42 @@ def test_slack_tokens_stay_out_of_the_repr():
     s = load_settings({"DASHSCOPE_API_KEY": "k", "SLACK_BOT_TOKEN": "xoxb-secret-1",
                        "SLACK_APP_TOKEN": "xapp-secret-2"})
     assert "secret" not in repr(s)
+
+
+def test_a_pool_of_keys_each_with_its_region_and_slots():
+    """DASHSCOPE_API_KEYS: each key with its region (default DASHSCOPE_REGION) and its own
+    per-model slots; DASHSCOPE_API_KEY, set too, is the first; ids are stable, not the keys."""
+    s = load_settings({**BASE, "DASHSCOPE_API_KEYS":
+                       "sk-b@beijing:wan2.2-kf2v-flash=2:wan2.5-i2v-preview=1, sk-c"},
+                      known_models=catalog.MODELS)
+    first, second, third = s.keys
+    assert first.secret == "sk-test-123456" and s.dashscope_api_key == first.secret
+    assert (second.region, second.base_url) == ("beijing", REGION_URLS["beijing"])
+    assert second.concurrency == {"wan2.2-kf2v-flash": 2, "wan2.5-i2v-preview": 1}
+    assert (third.region, third.concurrency) == ("singapore", {})
+    assert len({k.id for k in s.keys}) == 3 and all("sk-" not in k.id for k in s.keys)
+    assert first.id == load_settings(BASE).keys[0].id
+    assert "sk-b" not in repr(s) and all(k.secret in s.secrets for k in s.keys)
+
+
+def test_a_pool_alone_needs_no_single_key_and_bad_entries_are_named():
+    s = load_settings({"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEYS": "sk-a,sk-b",
+                       "DASHSCOPE_BASE_URL": "http://127.0.0.1:8700/api/v1"})
+    assert [k.secret for k in s.keys] == ["sk-a", "sk-b"]
+    assert {k.base_url for k in s.keys} == {"http://127.0.0.1:8700/api/v1"}
+    for bad in ("sk-a@mars", "sk-a:nope=2", "sk-a,sk-a", "@beijing"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEYS": bad},
+                          known_models=catalog.MODELS)
+        assert "DASHSCOPE_API_KEYS" in "\n".join(caught.value.problems)
+
+
+def test_shards_and_the_health_port():
+    s = load_settings({**BASE, "DISCORD_SHARD_IDS": "1,3", "DISCORD_SHARD_COUNT": "4",
+                       "HEALTH_PORT": "9100"})
+    assert (s.shard_ids, s.shard_count, s.health_port, s.health_host) == \
+        ((1, 3), 4, 9100, "127.0.0.1")
+    assert load_settings(BASE).health_port is None and load_settings(BASE).shard_ids is None
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "DISCORD_SHARD_IDS": "4", "HEALTH_PORT": "0"})
+    assert len(caught.value.problems) == 2

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "cogs")
 CHAT_LIBRARIES = ("discord", "slack_bolt", "slack_sdk")
-NO_CHAT = ("bot.engine", "bot.provider", "bot.media", "bot.sim", "bot.frontends.common",
+NO_CHAT = ("bot.engine", "bot.provider", "bot.media", "bot.sim", "bot.frontends.common", "bot.ops",
            "bot.config", "bot.errors", "bot.logs", "bot.clock", "bot.units")
 LEAVES = ("bot.config", "bot.errors", "bot.logs", "bot.clock", "bot.units")
 CLIENTS = ("bot.frontends.discord.client", "bot.frontends.slack.app")  # built by the launcher
@@ -24,6 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "bot.sim": ("leaves", "bot.provider.catalog"),
     "bot.media": ("leaves", "bot.provider"),
     "bot.engine": ("leaves", "bot.provider", "bot.media"),  # media never imports the engine
+    "bot.ops": ("leaves", "bot.provider", "bot.engine"),  # health and metrics: launcher only
     "bot.frontends.common": ("leaves", "bot.provider", "bot.media", "bot.engine"),
     "bot.frontends.cli": ("leaves", "bot.provider", "bot.media", "bot.engine",
                           "bot.frontends.common"),
@@ -31,7 +32,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
                               "bot.frontends.common"),
     "bot.frontends.slack": ("leaves", "bot.provider", "bot.media", "bot.engine",
                             "bot.frontends.common"),
-    "bot.frontends.launch": ("leaves", "bot.provider", "bot.engine", "bot.frontends"),
+    "bot.frontends.launch": ("leaves", "bot.provider", "bot.engine", "bot.frontends",
+                             "bot.ops"),
     "cogs": ("leaves", "bot.provider", "bot.media", "bot.engine", "bot.frontends.common",
              "bot.frontends.discord"),
 }

@@ -10,6 +10,7 @@ from bot.engine.jobs import (
     JobState,
     JobUpdate,
 )
+from bot.engine.keys import KeyPool
 from bot.engine.records import ChainVideo, Delivery, Display, Fit, Post, ProgressRef
 from bot.engine.results import RESULT_TTL_S, Deliverer
 from bot.engine.store import Store
@@ -29,6 +30,7 @@ __all__ = [
     "JobRequest",
     "JobState",
     "JobUpdate",
+    "KeyPool",
     "Post",
     "ProgressRef",
     "Store",

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.engine.cancels import Cancels
 from bot.engine.guard import StorageGuard
 from bot.engine.jobs import (
     AT_PROVIDER,
@@ -26,6 +27,7 @@ from bot.engine.jobs import (
     JobUpdate,
     new_job_id,
 )
+from bot.engine.keys import Account, KeyPool, refused
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
 from bot.engine.queue import Queues
@@ -45,6 +47,7 @@ STRANGE_LIMIT_S = 6 * 3600.0  # a task stuck in a status we do not know ends her
 SLOW_RETRIES = frozenset({"Throttling.AllocationQuota"})  # per-minute quota: a few tries only
 SLOW_TRIES = 5
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
+SCAN_BEHIND = 32  # queued jobs looked at past one that waits for its own key's slot
 
 
 Listener = Callable[[JobUpdate], Awaitable[None]]
@@ -52,34 +55,32 @@ Check = Callable[[JobRequest, float], Awaitable[None]]  # raises to refuse a req
 
 
 class Engine:
-    def __init__(
-        self,
-        store: Store,
-        client: DashScope,
-        settings: Settings,
-        *,
-        clock: Clock | None = None,
-        policy: PollPolicy | None = None,
-    ) -> None:
+    def __init__(self, store: Store, client: DashScope | KeyPool, settings: Settings, *,
+                 clock: Clock | None = None, policy: PollPolicy | None = None) -> None:
         self.store = store
-        self.client = client
         self.settings = settings
         self.clock = clock or Clock()
+        self.keys = client if isinstance(client, KeyPool) else \
+            KeyPool.single(client, settings, self.clock)  # keys.py: a job stays with its key
+        self.keys.on_set_aside = lambda account: self._spawn(self._key_refused(account))
+        self.metrics = self.keys.metrics
         self.policy = policy or HistoryPolicy()
         self.guard = StorageGuard(store, self.clock)  # front ends: guard.on_failure, .failure
         self.guard.on_failure(self._halt)
-        self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply,
+        self.poller = Poller(store, self.keys, self.policy, self.clock, self._apply,
                              start=self.guard.start)
-        self.results = Results(store, client, settings, self.clock, self._set, self._spawn)
-        self.submitter = Submitter(store, client, settings, self.clock)
+        self.results = Results(store, self.keys, settings, self.clock, self._set, self._spawn)
+        self.submitter = Submitter(store, self.keys, settings, self.clock)
+        self.cancels = Cancels(store, self.keys, self.poller, self.clock, self._set,
+                               self._slot_freed)
         self.reconciler = Reconciler(store, self.poller, settings, self.clock,
                                      found=self._record_task, not_sent=self._resend,
                                      lost=self._lost, spawn=self._spawn,
                                      sending=self.submitter.sending)
         self.queues = Queues()  # every model's queue, in memory, in fair order
         self._listeners: list[Listener] = []
-        self._blocked: dict[str, float] = {}  # model -> no submissions before this time
-        self._backoff: dict[str, float] = {}  # model -> current 429 back-off
+        self._blocked: dict[str, float] = {}  # "model@key" -> no submissions before this time
+        self._backoff: dict[str, float] = {}  # "model@key" -> current 429 back-off
         self._deck: dict[str, int] = {}  # model -> tasks on deck beyond its slots (0: refused)
         self._admit_wake = asyncio.Event()
         self._submit_lock = asyncio.Lock()
@@ -94,6 +95,10 @@ class Engine:
     @property
     def limiter(self) -> QueryLimiter:
         return self.poller.limiter
+
+    @property
+    def running(self) -> bool:  # started, not stopped, no loop ended (a storage fault does)
+        return bool(self._loops) and not any(t.done() for t in self._loops)
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -146,8 +151,9 @@ class Engine:
             now = self.clock.now()
             if check is not None:
                 await check(request, now)
+            bound = request.api_key_id or self.keys.uploader_of(request.media)
             job = Job(id=new_job_id(), state=JobState.QUEUED, created_at=now, updated_at=now,
-                      **request.__dict__)
+                      **{**request.__dict__, "api_key_id": bound})
             try:
                 await self.store.insert_job(job)
             except StorageError as exc:
@@ -156,33 +162,13 @@ class Engine:
             self.queues.update(job)
         log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
         update = await self.update_for(job)
-        await self._emit(job)
+        await self.changed(job)
         self._admit_wake.set()
         return update
 
     async def cancel(self, job_id: str) -> CancelOutcome:
         """Stop a job as far as the provider allows; says what that was."""
-        job = await self.store.get_job(job_id)
-        if job is None:
-            return CancelOutcome.UNKNOWN
-        if job.state is JobState.QUEUED and await self._set(
-            job, JobState.CANCELED, expect=[JobState.QUEUED], error_code="Canceled",
-            finished_at=self.clock.now(),
-        ):
-            return CancelOutcome.DROPPED
-        job = await self.store.get_job(job_id) or job
-        if job.terminal or job.state is JobState.DELIVERING:
-            return CancelOutcome.TOO_LATE
-        # Written first: whatever happens next (a result, a restart) honours it.
-        job = await self.store.update_job(job.id, cancel_requested=True) or job
-        if job.state in (JobState.SUCCEEDED, JobState.FITTING):
-            await self._mark_canceled(job)
-            return CancelOutcome.WILL_NOT_DELIVER
-        if job.state is JobState.PENDING and await self._cancel_at_provider(job):
-            return CancelOutcome.CANCELED
-        if job.state is JobState.SUBMITTING:
-            return CancelOutcome.REQUESTED
-        return CancelOutcome.WILL_NOT_DELIVER
+        return await self.cancels.cancel(job_id)
 
     async def set_progress_ref(self, job_id: str, ref: ProgressRef) -> Job | None:
         return await self.store.update_job(job_id, progress_ref=ref)
@@ -219,15 +205,24 @@ class Engine:
         """Read the queues from the store once (an engine not started reads them on first use)."""
         await self.queues.load(self.store, catalog.MODELS)
 
+    async def refresh_metrics(self) -> None:
+        """Set the gauges (queue lengths, slots in use) just before a scrape."""
+        await self.keys.refresh({m: len(self.queues.get(m)) for m in catalog.MODELS}, self.store)
+
     def slots(self, model: str) -> int:
-        """How many tasks of a model may run at once for this account."""
-        default = catalog.get_model(model).default_concurrency
-        return self.settings.concurrency.get(model, default)
+        """How many tasks of a model may run at once, over every usable key."""
+        return self.keys.total_slots(model)
 
     async def upload(self, model: str, filename: str, data: bytes | Path,
                      content_type: str) -> str:
-        """Put an input in the provider's temporary storage; its `oss://` URL."""
-        return await self.client.upload(model, filename, data, content_type)
+        """Put an input in the provider's temporary storage (of the key, taken in turn, that
+        the job will then use); its `oss://` URL."""
+        found = catalog.model_for_api_name(model)
+        account = self.keys.for_upload(found.name if found else model)
+        name = found.api_name(account.region) if found else model
+        url = await account.upload(name, filename, data, content_type)
+        self.keys.uploaded(url, account)
+        return url
 
     def policy_remaining(self, model: str, elapsed_s: float) -> float | None:
         return self.policy.remaining(model, elapsed_s)
@@ -251,28 +246,42 @@ class Engine:
         return min(waits) if waits else None
 
     async def _admit_all(self) -> None:
-        """Give each model's free slots to the first jobs in its queue (a few heap steps each)."""
+        """Give each model's free slots, key by key, to the first jobs in its queue."""
+        now = self.clock.now()
         for model in self.queues.waiting():
-            if self._blocked.get(model, 0) > self.clock.now():
-                continue
-            sent = await self.store.count_in(AT_PROVIDER, model)
-            free = self.slots(model) + self._deck.get(model, self.settings.on_deck) - sent
+            free = self.keys.free(model, await self.store.count_by_key(AT_PROVIDER, model),
+                                  self._deck.get(model, self.settings.on_deck),
+                                  lambda key, m=model: self._blocked.get(f"{m}@{key}", 0) > now)
             queue = self.queues.get(model)
-            for _ in range(max(0, free)):
-                job_id = queue.peek()
-                if job_id is None:
+            while any(free.values()) and (job_id := queue.peek()) is not None:
+                job = await self.store.get_job(job_id)
+                if job is not None and not await self._admit(job, free):
+                    await self._admit_behind(model, free)
                     break
-                await self._admit(job_id)
                 queue.remove(job_id)  # if it was no longer queued in the store after all
 
-    async def _admit(self, job_id: str) -> None:
-        job = await self.store.get_job(job_id)
-        if job is None:
-            return
+    async def _admit_behind(self, model: str, free: dict[str, int]) -> None:
+        """The first job waits for its own key's slot; jobs behind it other keys can take go."""
+        for job_id in self.queues.get(model).front(SCAN_BEHIND)[1:]:
+            job = await self.store.get_job(job_id)
+            if job is not None and any(free.values()) and await self._admit(job, free):
+                self.queues.get(model).remove(job_id)
+
+    async def _admit(self, job: Job, free: dict[str, int]) -> bool:
+        """Send the job with a key that has room (taking it from `free`); False: none has."""
+        if self.keys.stranded(job):  # its inputs live with a refused key: nobody else reads them
+            await self._fail(job, "InvalidApiKey", f"its inputs were uploaded with API key "
+                             f"{job.api_key_id}, which the provider refused; ask again")
+            return True
+        if (key := self.keys.place(job, free)) is None:
+            return False
+        free[key] -= 1
         admitted = await self._set(job, JobState.SUBMITTING, expect=[JobState.QUEUED],
-                                   submitted_at=self.clock.now(), attempts=job.attempts + 1)
+                                   submitted_at=self.clock.now(), attempts=job.attempts + 1,
+                                   api_key_id=key)
         if admitted:
             self._spawn(self._submit(admitted))
+        return True
 
     async def _submit(self, job: Job) -> None:
         try:
@@ -296,7 +305,11 @@ class Engine:
                 self.submitter.sent(job.id)
 
     async def _submit_failed(self, job: Job, exc: ApiError) -> None:
-        if exc.maybe_created:
+        if refused(exc) and self.keys.of(job).aside:  # the others take it
+            await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None,
+                            api_key_id=job.api_key_id if self.keys.bound(job) else None)
+            self._admit_wake.set()
+        elif exc.maybe_created:
             # The request may have reached the provider: find out before sending it again.
             log.warning("job %s: create may have succeeded (%s); reconciling", job.id, exc.code)
             await self._reconcile(job.model)
@@ -306,17 +319,18 @@ class Engine:
             await self._fail(job, exc.code, exc.message)
 
     async def _requeue(self, job: Job, exc: ApiError) -> None:
-        """The model's slots are full at the provider (or it is busy): wait, then retry."""
-        backoff = min(max(self._backoff.get(job.model, 5.0) * 2, 10.0), 300.0)
+        """The model's slots are full at the key's account (or it is busy): wait, retry."""
+        pause = f"{job.model}@{self.keys.of(job).id}"
+        backoff = min(max(self._backoff.get(pause, 5.0) * 2, 10.0), 300.0)
         if exc.retry_after_s:
             backoff = min(max(exc.retry_after_s, 1.0), 3600.0)  # an absurd one: not for ever
-        self._backoff[job.model] = backoff
+        self._backoff[pause] = backoff
         if exc.status == 429 and self._deck.get(job.model, self.settings.on_deck):
             log.info("model %s: the provider refuses tasks beyond its slots; none on deck",
                      job.model)
             self._deck[job.model] = 0
-        self._blocked[job.model] = self.clock.now() + backoff
-        log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, job.model, backoff)
+        self._blocked[pause] = self.clock.now() + backoff
+        log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, pause, backoff)
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None)
         self._admit_wake.set()
 
@@ -334,14 +348,14 @@ class Engine:
                                               "reaches that far")
 
     async def _record_task(self, job: Job, task: Task) -> None:
-        self._backoff.pop(job.model, None)
+        self._backoff.pop(f"{job.model}@{self.keys.of(job).id}", None)
         state = JobState.RUNNING if task.status is TaskStatus.RUNNING else JobState.PENDING
         saved = await self._set(job, state, expect=[JobState.SUBMITTING], task_id=task.task_id)
         if saved is None:
             return
         log.info("job %s: task %s %s", job.id, task.task_id, task.status)
         if saved.cancel_requested:
-            await self._cancel_at_provider(saved)
+            await self.cancels.at_provider(saved)
         self.poller.schedule(saved, first=True)
 
     # --- what the provider says ---------------------------------------------------------
@@ -378,22 +392,22 @@ class Engine:
             usage=task.usage,
             actual_prompt=task.actual_prompt,
             finished_at=self.clock.now(),
-            provider_seconds=_provider_seconds(task),
+            provider_seconds=task.seconds,
         )
-        self._slot_freed(model.name)
+        self._slot_freed(job)
         if saved is not None and saved.cancel_requested:
-            await self._mark_canceled(saved)
+            await self.cancels.mark(saved)
         elif saved is not None:
             self._spawn(self.results.finish(saved))
         await self._learn(model.name)
 
     async def _on_failed(self, job: Job, task: Task) -> None:
         await self._fail(job, task.code or "InternalError", task.message or "")
-        self._slot_freed(job.model)
+        self._slot_freed(job)
 
     async def _on_canceled(self, job: Job, task: Task) -> None:
-        await self._mark_canceled(job)
-        self._slot_freed(job.model)
+        await self.cancels.mark(job)
+        self._slot_freed(job)
 
     async def _on_strange(self, job: Job, task: Task) -> None:
         """A status we do not act on: keep polling, but not for ever."""
@@ -409,10 +423,19 @@ class Engine:
     async def _expire(self, job: Job, message: str) -> None:
         await self._set(job, JobState.EXPIRED, expect=AT_PROVIDER, error_code="UNKNOWN",
                         error_message=message, finished_at=self.clock.now())
-        self._slot_freed(job.model)
+        self._slot_freed(job)
 
-    def _slot_freed(self, model: str) -> None:
-        self._blocked.pop(model, None)
+    def _slot_freed(self, job: Job) -> None:
+        self._blocked.pop(f"{job.model}@{self.keys.of(job).id}", None)
+        self._admit_wake.set()
+
+    async def _key_refused(self, account: Account) -> None:
+        """A key was set aside: its tasks can no longer be asked about, so they end here."""
+        for job in await self.store.jobs_in([JobState.PENDING, JobState.RUNNING]):
+            if self.keys.of(job) is account:
+                self.poller.forget(job.id)
+                await self._fail(job, "InvalidApiKey", f"the provider refused API key "
+                                 f"{account.id}, which holds this task; it cannot be followed")
         self._admit_wake.set()
 
     async def _learn(self, model: str) -> None:
@@ -438,21 +461,6 @@ class Engine:
 
     # --- small shared steps ----------------------------------------------------------------
 
-    async def _cancel_at_provider(self, job: Job) -> bool:
-        try:
-            await self.client.cancel_task(job.task_id or "")
-        except ApiError as exc:
-            log.info("job %s: provider would not cancel (%s)", job.id, exc.code)
-            return False
-        self.poller.forget(job.id)
-        await self._mark_canceled(job)
-        self._slot_freed(job.model)
-        return True
-
-    async def _mark_canceled(self, job: Job) -> None:
-        await self._set(job, JobState.CANCELED, expect=[*AT_PROVIDER, JobState.SUCCEEDED,
-                        JobState.FITTING], error_code="Canceled", finished_at=self.clock.now())
-
     async def _fail(self, job: Job, code: str, message: str) -> None:
         log.info("job %s failed: %s %s", job.id, code, message)
         await self._set(job, JobState.FAILED, expect=[*AT_PROVIDER, JobState.QUEUED],
@@ -465,10 +473,12 @@ class Engine:
         )
         if saved is not None:
             self.queues.update(saved)
-            await self._emit(saved)
+            self.metrics.moved(saved)
+            await self.changed(saved)
         return saved
 
-    async def _emit(self, job: Job) -> None:
+    async def changed(self, job: Job) -> None:
+        """Tell listeners (also of a change made outside the engine: a chain video)."""
         if not self._listeners:
             return
         update = await self.update_for(job)
@@ -477,8 +487,6 @@ class Engine:
                 await listener(update)
             except Exception:
                 log.exception("listener failed on job %s", job.id)
-
-    changed = _emit  # listeners told of a change made outside the engine (a chain video)
 
     def _queued_eta(self, model: str, ahead: int) -> float | None:
         typical = self.policy.typical(model)
@@ -491,9 +499,3 @@ class Engine:
         task = self.guard.start(coro)  # its exception, if any, is looked at
         self._work.add(task)
         task.add_done_callback(self._work.discard)
-
-
-def _provider_seconds(task: Task) -> float | None:
-    if task.submit_time and task.end_time:
-        return max(0.0, (task.end_time - task.submit_time).total_seconds())
-    return None

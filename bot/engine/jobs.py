@@ -59,6 +59,10 @@ class JobRequest:
     private: bool = False
     expected_seconds: float = 0.0  # video-seconds this job will produce
     parent_id: str | None = None  # Extend: the job whose last frame this one starts from
+    # The id (never the secret) of the API key whose account has the job: set when its
+    # inputs were uploaded there (a rerun reuses them, so it stays there), else at admission.
+    # Polling, cancel, reconciliation and downloads of its task all use that key.
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,8 @@
 
 Each job's next query comes from the poll policy. When the policy allows it and several tasks
 are active, one list query answers for all of them, and only tasks that the list shows finished
-get a detail query. Every query, list or detail, passes through the same limiter.
+get a detail query. Every query, list or detail, passes through the limiter of the API key
+that has the task (each key is its own account, with its own cap and its own task list).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.engine.jobs import AT_PROVIDER, Job, JobState
+from bot.engine.keys import KeyPool
 from bot.engine.poll_policy import PollPolicy, QueryLimiter, history_key
 from bot.engine.store import Store
 from bot.errors import ApiError, StorageError
-from bot.provider.client import DashScope
 from bot.provider.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,14 @@ def as_datetime(seconds: float) -> datetime:
 
 
 class Poller:
-    def __init__(self, store: Store, client: DashScope, policy: PollPolicy, clock: Clock,
-                 max_qps: float, on_task: OnTask, *, start: Start = asyncio.create_task) -> None:
+    def __init__(self, store: Store, keys: KeyPool, policy: PollPolicy, clock: Clock,
+                 on_task: OnTask, *, start: Start = asyncio.create_task) -> None:
         self.store = store
-        self.client = client
+        self.keys = keys
         self.policy = policy
         self.clock = clock
         self.on_task = on_task
         self._create = start  # runs a query in the background (the engine's looks at failures)
-        self.limiter = QueryLimiter(max_qps, clock)
         self.queries = 0  # status queries sent (details and lists), for benchmarks
         self._due: dict[str, float] = {}  # job id -> when to ask about its task next
         self._polls: dict[str, int] = {}  # job id -> queries about it so far
@@ -84,20 +84,25 @@ class Poller:
         self._due.pop(job_id, None)
         self._polls.pop(job_id, None)
 
-    async def get_task(self, task_id: str) -> Task:
-        await self.limiter.acquire()
-        self.queries += 1
-        return await self.client.get_task(task_id)
+    @property
+    def limiter(self) -> QueryLimiter:
+        """The first key's query limiter (benchmarks read its peak)."""
+        return self.keys.first.limiter
 
-    async def list_tasks(self, start: float, end: float, model: str | None = None) -> list[Task]:
-        """Tasks created from `start` to `end` (with a margin), asked in windows of at most a
-        day: the provider refuses longer ones."""
+    async def get_task(self, task_id: str, key: str | None = None) -> Task:
+        """Ask about a task with the key that created it (None: the first)."""
+        self.queries += 1
+        return await self.keys.get(key).get_task(task_id)
+
+    async def list_tasks(self, start: float, end: float, model: str | None = None,
+                         key: str | None = None) -> list[Task]:
+        """The key's tasks created from `start` to `end` (with a margin), asked in windows of
+        at most a day: the provider refuses longer ones."""
         found: dict[str, Task] = {}
         for window_start, window_end in list_windows(start - LIST_MARGIN_S, end + LIST_MARGIN_S):
-            await self.limiter.acquire()
             self.queries += 1
-            listed = await self.client.list_tasks(model=model, start=as_datetime(window_start),
-                                                  end=as_datetime(window_end))
+            listed = await self.keys.get(key).list_tasks(model, as_datetime(window_start),
+                                                         as_datetime(window_end))
             found.update((t.task_id, t) for t in listed)
         return list(found.values())
 
@@ -146,8 +151,11 @@ class Poller:
         if not jobs:
             self._due.clear()
             return
-        start = min(j.submitted_at or j.created_at for j in jobs)
-        listed = {t.task_id: t for t in await self.list_tasks(start, self.clock.now())}
+        listed: dict[str, Task] = {}
+        for key in {self.keys.of(j).id for j in jobs}:  # each account lists its own tasks
+            start = min(j.submitted_at or j.created_at for j in jobs if self.keys.of(j).id == key)
+            listed.update((t.task_id, t) for t in await self.list_tasks(start, self.clock.now(),
+                                                                        key=key))
         for job in jobs:
             self._polls[job.id] = self._polls.get(job.id, 0) + 1
             seen = listed.get(job.task_id or "")
@@ -164,7 +172,7 @@ class Poller:
         if not counted:
             self._polls[job.id] = self._polls.get(job.id, 0) + 1
         try:
-            task = await self.get_task(job.task_id)
+            task = await self.get_task(job.task_id, job.api_key_id)
         except ApiError as exc:
             log.warning("job %s: status query failed: %s", job.id, exc)
             self._due[job.id] = self.clock.now() + (exc.retry_after_s or RETRY_S)

@@ -16,6 +16,7 @@ tell. If the provider cannot list tasks now, the jobs wait and it is tried again
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -59,27 +60,31 @@ class Reconciler:
         self._due: dict[str, float] = {}  # model -> when a later reconciliation is due
 
     async def reconcile(self, model_name: str) -> None:
-        """Match a model's jobs stuck in `submitting` to tasks the provider has."""
+        """Match a model's jobs stuck in `submitting` to tasks the provider has, each key's
+        jobs in that key's task list (an account sees only its own tasks)."""
         async with self._locks.setdefault(model_name, asyncio.Lock()):
             everyone = await self.store.jobs_in([JobState.SUBMITTING], model_name)
-            jobs = [j for j in everyone if not self.sending(j.id)]
-            if jobs:
-                busy = [j for j in everyone if self.sending(j.id)]
-                await self._reconcile(model_name, jobs, busy)
+            for key in {self.poller.keys.of(j).id for j in everyone}:
+                theirs = [j for j in everyone if self.poller.keys.of(j).id == key]
+                jobs = [j for j in theirs if not self.sending(j.id)]
+                if jobs:
+                    busy = [j for j in theirs if self.sending(j.id)]
+                    await self._reconcile(model_name, jobs, busy, key)
 
-    async def _reconcile(self, model_name: str, jobs: list[Job], busy: list[Job]) -> None:
+    async def _reconcile(self, model_name: str, jobs: list[Job], busy: list[Job], key: str
+                         ) -> None:
         model = catalog.get_model(model_name)
         now = self.clock.now()
         timeout_s = self.settings.http_timeout_s
         starts = [w[0] for j in [*jobs, *busy] for w in windows(j, timeout_s)]
         start = max(min(starts), now - LIST_REACH_S)
+        region = self.poller.keys.get(key).region
         try:
-            listed = await self.poller.list_tasks(start, now,
-                                                  model.api_name(self.settings.region))
+            listed = await self.poller.list_tasks(start, now, model.api_name(region), key)
             claimed = await self.store.claimed_task_ids()
             free = [t for t in listed if t.task_id not in claimed]
             matcher = Matcher(jobs, free, timeout_s, busy)
-            await matcher.inspect(self.poller.get_task)
+            await matcher.inspect(functools.partial(self.poller.get_task, key=key))
         except ApiError as exc:
             log.warning("cannot list %s tasks (%s); reconciling again in %.0fs",
                         model_name, exc.code, RECONCILE_RETRY_S)

@@ -23,12 +23,12 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.jobs import Job, JobState
+from bot.engine.keys import KeyPool
 from bot.engine.records import Delivery, Fit
 from bot.engine.store import Store
 from bot.errors import ApiError, StorageError, Undeliverable
 from bot.media.encode import EncodePool
 from bot.media.poster import poster_frame
-from bot.provider.client import DashScope
 from bot.units import MiB
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ class Deliverer(Protocol):
 
 
 class Results:
-    def __init__(self, store: Store, client: DashScope, settings: Settings, clock: Clock,
+    def __init__(self, store: Store, keys: KeyPool, settings: Settings, clock: Clock,
                  transition: Transition, spawn: Callable[[Coroutine[Any, Any, Any]], None]
                  ) -> None:
         self.store = store
-        self.client = client
+        self.keys = keys
         self.settings = settings
         self.clock = clock
         self.transition = transition
@@ -90,7 +90,8 @@ class Results:
         disk_failures = 0
         async for _ in self._retries(job.id, "download"):
             try:
-                await self.client.download(job.result_url or "", path, max_bytes=MAX_VIDEO_BYTES)
+                await self.keys.of(job).download(job.result_url or "", path,
+                                                 max_bytes=MAX_VIDEO_BYTES)
                 return await self.store.update_job(job.id, video_path=str(path))
             except ApiError as exc:
                 if not exc.retryable or self._link_dead(job):
@@ -110,10 +111,17 @@ class Results:
     def _link_dead(self, job: Job) -> bool:
         return self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
 
-    async def _deliver(self, job: Job) -> None:
+    def _ours(self, job: Job) -> Deliverer | None:
+        """The deliverer of the job's front end, if this process delivers the job: one that
+        has `owns(job)` (Discord with shards split over processes) may leave it to another."""
         deliverer = self.deliverers.get(job.platform)
+        owns = getattr(deliverer, "owns", None)
+        return None if deliverer is None or (owns is not None and not owns(job)) else deliverer
+
+    async def _deliver(self, job: Job) -> None:
+        deliverer = self._ours(job)
         if deliverer is None:
-            return  # delivered when its front end registers
+            return  # delivered when its front end registers (or by the process that owns it)
         if job.id in self._busy:
             return  # already on its way (a restart's two paths can both find it)
         self._busy.add(job.id)
@@ -193,10 +201,11 @@ class Results:
     async def _deliver_waiting(self, platform: str) -> None:
         waiting = [JobState.SUCCEEDED, JobState.FITTING, JobState.DELIVERING]
         for job in await self.store.jobs_in(waiting):
-            if job.platform != platform or not job.video_path:
+            deliverer = self._ours(job)
+            if job.platform != platform or not job.video_path or deliverer is None:
                 continue
             if job.state is JobState.DELIVERING:
-                self.spawn(self._post(job, self.deliverers[platform], check_first=True))
+                self.spawn(self._post(job, deliverer, check_first=True))
             else:
                 self.spawn(self._deliver(job))
 

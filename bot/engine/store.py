@@ -109,6 +109,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN chain TEXT;
     CREATE INDEX jobs_chain_due ON jobs (state) WHERE parent_id IS NOT NULL;
     """,
+    # 7: the API key whose account holds each job's task (its id, never the secret);
+    # NULL means the first key.
+    """
+    ALTER TABLE jobs ADD COLUMN api_key_id TEXT;
+    """,
 )
 
 
@@ -332,6 +337,15 @@ class Store:
         async with self.db.execute(sql, (*states, model)) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def count_by_key(self, states: Iterable[JobState], model: str
+                           ) -> dict[str | None, int]:
+        """How many of a model's jobs are in `states`, by the API key that has them."""
+        states = [str(s) for s in states]
+        sql = (f"SELECT api_key_id, COUNT(*) FROM jobs WHERE state IN"
+               f" ({', '.join('?' for _ in states)}) AND model = ? GROUP BY api_key_id")
+        async with self.db.execute(sql, (*states, model)) as cur:
+            return {r[0]: int(r[1]) for r in await cur.fetchall()}
 
     async def models_in(self, state: JobState) -> list[str]:
         sql = "SELECT DISTINCT model FROM jobs WHERE state = ? ORDER BY model"

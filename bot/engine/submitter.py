@@ -14,18 +14,18 @@ import logging
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.jobs import Job, JobState
+from bot.engine.keys import KeyPool
 from bot.engine.store import Store
 from bot.provider import catalog
-from bot.provider.client import DashScope
 from bot.provider.tasks import Task
 
 log = logging.getLogger(__name__)
 
 
 class Submitter:
-    def __init__(self, store: Store, client: DashScope, settings: Settings, clock: Clock) -> None:
+    def __init__(self, store: Store, keys: KeyPool, settings: Settings, clock: Clock) -> None:
         self.store = store
-        self.client = client
+        self.keys = keys
         self.settings = settings
         self.clock = clock
         self._sending: set[str] = set()  # jobs whose create is on its way now
@@ -44,7 +44,8 @@ class Submitter:
         task is recorded. None: the job left `submitting` before anything was sent. Raises
         InputError (nothing sent) or ApiError."""
         model = catalog.get_model(job.model)
-        body = catalog.build_body(model, self.settings.region, job.media, job.prompt,
+        account = self.keys.of(job)  # the key admission gave it: its region names the model
+        body = catalog.build_body(model, account.region, job.media, job.prompt,
                                   job.negative_prompt, job.options)
         self._sending.add(job.id)
         try:
@@ -54,7 +55,7 @@ class Submitter:
                 self._sending.discard(job.id)
                 return None
             log.debug("job %s: create attempt %d", job.id, len(sends))
-            return await self.client.create_task(model.endpoint, body, oss_resolve=job.oss)
+            return await account.create_task(model, body, oss=job.oss)
         except BaseException:
             self._sending.discard(job.id)
             raise

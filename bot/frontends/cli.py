@@ -28,6 +28,7 @@ from bot.engine import (
     JobRequest,
     JobState,
     JobUpdate,
+    KeyPool,
     Post,
     Store,
 )
@@ -207,9 +208,7 @@ async def generate(args: argparse.Namespace, settings: Settings) -> int:
     db_path = settings.database_path.with_name("cli.sqlite3")
     async with aiohttp.ClientSession() as session, guarded_session(settings.trusted_hosts) as web:
         store = await Store.open(db_path)
-        client = DashScope(session, settings.base_url, settings.dashscope_api_key,
-                           timeout_s=settings.http_timeout_s)
-        engine = Engine(store, client, settings)
+        engine = Engine(store, KeyPool.build(settings, session), settings)  # every key
         media = MediaContext(web, settings, engine.upload)
         try:
             return await _run_job(args, settings, engine, media)
@@ -282,28 +281,33 @@ def _outcome(job: Job | None) -> int:
 
 
 async def check(settings: Settings) -> int:
-    """Prove the key works with one cheap authenticated call (listing the last hour's tasks),
-    and that the database can be used (StorageError if not)."""
+    """Prove every key works with one cheap authenticated call each (listing the last hour's
+    tasks), and that the database can be used (StorageError if not)."""
     await (await Store.open(settings.database_path)).close()
+    pooled = len(settings.keys) > 1
+    failed = 0
     async with aiohttp.ClientSession() as session:
-        client = DashScope(session, settings.base_url, settings.dashscope_api_key,
-                           timeout_s=settings.http_timeout_s, max_attempts=2)
-        now = datetime.now(UTC)
-        try:
-            tasks = await client.list_tasks(start=now - timedelta(hours=1), end=now)
-        except ApiError as exc:
-            print(f"error: {settings.base_url}: {exc.user_message()}", file=sys.stderr)
-            return 1
-    print(f"ok: the API key works at {settings.base_url} ({settings.region}); "
-          f"{len(tasks)} task(s) in the last hour")
-    return 0
+        for key in settings.keys:
+            client = DashScope(session, key.base_url, key.secret,
+                               timeout_s=settings.http_timeout_s, max_attempts=2)
+            name = f"API key {key.id}" if pooled else "the API key"
+            now = datetime.now(UTC)
+            try:
+                tasks = await client.list_tasks(start=now - timedelta(hours=1), end=now)
+            except ApiError as exc:
+                print(f"error: {name} at {key.base_url}: {exc.user_message()}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"ok: {name} works at {key.base_url} ({key.region}); "
+                  f"{len(tasks)} task(s) in the last hour")
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(list(argv))
     settings = settings_or_exit(need_chat=False, known_models=catalog.MODELS)
     setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level,
-                  [settings.dashscope_api_key])
+                  settings.secrets)
     try:
         if args.action == "check":
             return asyncio.run(check(settings))

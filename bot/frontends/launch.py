@@ -19,20 +19,24 @@ import discord
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings, settings_or_exit
-from bot.engine import Engine, Store
+from bot.engine import Engine, KeyPool, Store
 from bot.errors import StorageError
 from bot.frontends.cli import check as check_provider
 from bot.frontends.discord.client import DiscordFront
 from bot.frontends.slack.app import SlackFront, web_client
 from bot.logs import setup_logging
+from bot.ops import HealthServer
 from bot.provider import catalog
-from bot.provider.client import DashScope
 
 log = logging.getLogger(__name__)
 
 
 class FrontEnd(Protocol):
+    name: str  # "discord", "slack": how /healthz names it
+
     async def run(self) -> None: ...  # connected until closed (or it fails)
+
+    async def connected(self) -> bool: ...  # for /healthz
 
     async def drain(self) -> None: ...  # stop taking commands; let running ones finish
 
@@ -52,8 +56,14 @@ def front_ends(settings: Settings, engine: Engine, store: Store,
 class SlackRun:
     """Slack's front end as a long-running task (Socket Mode reconnects by itself)."""
 
+    name = "slack"
+
     def __init__(self, front: SlackFront) -> None:
         self.front = front
+
+    async def connected(self) -> bool:
+        handler = self.front.handler
+        return handler is not None and bool(await handler.client.is_connected())
 
     async def run(self) -> None:
         await self.front.start()
@@ -72,12 +82,31 @@ async def run(settings: Settings) -> None:
     async with aiohttp.ClientSession(timeout=timeout) as http:
         store = await Store.open(settings.database_path)
         try:
-            client = DashScope(http, settings.base_url, settings.dashscope_api_key,
-                               timeout_s=settings.http_timeout_s)
-            engine = Engine(store, client, settings)
-            await serve(engine, front_ends(settings, engine, store, http))
+            engine = Engine(store, KeyPool.build(settings, http), settings)
+            fronts = front_ends(settings, engine, store, http)
+            health = await health_server(settings, engine, fronts)
+            try:
+                await serve(engine, fronts)
+            finally:
+                if health is not None:
+                    await health.close()
         finally:
             await store.close()
+
+
+async def health_server(settings: Settings, engine: Engine, fronts: list[FrontEnd]
+                        ) -> HealthServer | None:
+    """/healthz and /metrics, when HEALTH_PORT is set."""
+    if settings.health_port is None:
+        return None
+
+    async def chat() -> dict[str, bool]:
+        return {f.name: await f.connected() for f in fronts}
+
+    server = HealthServer(engine, host=settings.health_host, port=settings.health_port,
+                          chat=chat)
+    await server.start()
+    return server
 
 
 async def serve(engine: Engine, fronts: list[FrontEnd]) -> None:
@@ -111,8 +140,7 @@ async def serve(engine: Engine, fronts: list[FrontEnd]) -> None:
 
 def main(argv: list[str]) -> int:
     settings = settings_or_exit(known_models=catalog.MODELS)
-    setup_logging(settings.log_level, [settings.dashscope_api_key, settings.discord_token,
-                                       settings.slack_bot_token, settings.slack_app_token])
+    setup_logging(settings.log_level, settings.secrets)
     try:
         asyncio.run(run(settings))
     except discord.LoginFailure:
@@ -137,7 +165,7 @@ def main(argv: list[str]) -> int:
 def check(argv: list[str]) -> int:
     """`python -m bot check`: the API key (one cheap call), and the Slack token when set."""
     settings = settings_or_exit(need_chat=False, known_models=catalog.MODELS)
-    setup_logging("WARNING", [settings.dashscope_api_key, settings.slack_bot_token])
+    setup_logging("WARNING", settings.secrets)
     try:
         status = asyncio.run(check_provider(settings))
     except StorageError as exc:

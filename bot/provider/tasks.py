@@ -54,6 +54,14 @@ class Task:
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def seconds(self) -> float | None:
+        """From the provider's submit to its end, once both are known (the poll policy
+        learns from these)."""
+        if self.submit_time and self.end_time:
+            return max(0.0, (self.end_time - self.submit_time).total_seconds())
+        return None
+
     @classmethod
     def from_api(cls, payload: Mapping[str, Any]) -> Task:
         """From a create or query answer: `{"output": {...}, "usage": {...}, "request_id"}`."""

@@ -132,7 +132,7 @@ def summary(task: SimTask, now: float, config: SimConfig) -> dict[str, Any]:
         "gmt_create": _ms(task.created),
         "start_time": _ms(task.scheduled) if status in STARTED else None,
         "end_time": _ms(task.end_at) if status in ENDED else None,
-        "request_id": task.request_id, "api_key_id": config.api_key_id,
+        "request_id": task.request_id, "api_key_id": task.account or config.api_key_id,
         "region": REGION_IDS.get(config.region, config.region),
     }
 

@@ -358,6 +358,7 @@ class StoredObject:
     content_type: str
     model: str  # the model name the upload policy was asked for
     expires_at: float
+    account: str = ""  # the key (its id) that asked for the policy: only its tasks read it
 
 
 @dataclass
@@ -365,6 +366,7 @@ class _Policy:
     upload_dir: str
     model: str
     expires_at: float
+    account: str = ""
 
 
 class UploadStore:
@@ -375,14 +377,15 @@ class UploadStore:
         self._policies: dict[str, _Policy] = {}
         self._secret = secrets.token_bytes(16)
 
-    def new_policy(self, model: str, now: float, upload_host: str) -> dict[str, object]:
+    def new_policy(self, model: str, now: float, upload_host: str, account: str = ""
+                   ) -> dict[str, object]:
         """The `data` of a getPolicy answer: lets one file be posted under a fresh folder."""
         day = datetime.fromtimestamp(now, BEIJING).strftime("%Y-%m-%d")
         upload_dir = f"dashscope-instant/{secrets.token_hex(8)}/{day}/{uuid4()}"
         doc = {"expiration": fmt_time(now + POLICY_TTL_S), "conditions": [
             ["content-length-range", 0, UPLOAD_MAX_MB * MIB], ["starts-with", "$key", upload_dir]]}
         policy = base64.b64encode(json.dumps(doc).encode()).decode()
-        self._policies[policy] = _Policy(upload_dir, model, now + POLICY_TTL_S)
+        self._policies[policy] = _Policy(upload_dir, model, now + POLICY_TTL_S, account)
         return {
             "policy": policy, "signature": self._sign(policy), "upload_dir": upload_dir,
             "upload_host": upload_host, "expire_in_seconds": POLICY_TTL_S,
@@ -404,14 +407,16 @@ class UploadStore:
         if key in self.objects and fields.get("x-oss-forbid-overwrite") == "true":
             raise Refuse(409, "FileAlreadyExists", "The object you specified already exists "
                          "and can not be overwritten.", oss=True)
-        self.objects[key] = StoredObject(*upload, policy.model, now + UPLOAD_KEEP_S)
+        self.objects[key] = StoredObject(*upload, policy.model, now + UPLOAD_KEEP_S,
+                                         policy.account)
         status = int(fields.get("success_action_status", "204"))
         return web.Response(status=status if status in (200, 201) else 204)
 
-    def load(self, url: str, model: str, now: float) -> bytes:
-        """The bytes behind `oss://{key}`, if uploaded for `model` and not expired."""
+    def load(self, url: str, model: str, now: float, account: str = "") -> bytes:
+        """The bytes behind `oss://{key}`, if uploaded for `model` by the same account (the
+        provider reads an upload only for the key that made it) and not expired."""
         obj = self.objects.get(url.removeprefix("oss://"))
-        if obj is None or now >= obj.expires_at:
+        if obj is None or now >= obj.expires_at or obj.account != account:
             raise MediaError(f"{url} does not exist or has expired")
         if obj.model != model:
             raise MediaError(f"{url} was uploaded for model {obj.model}, not {model}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,8 +63,9 @@ class Simulator:
         self.uploads = sim_media.UploadStore()
         self.files: dict[str, tuple[bytes, str]] = {}  # served at /files/{name} (sim only)
         self.port = 0
-        self.slots = Slots(self.config)
-        self._queries: deque[float] = deque()
+        self.slots = Slots(self.config)  # the first account's (`api_key`)
+        self._accounts: dict[str, tuple[Slots, deque[float]]] = {
+            self.config.api_key_id: (self.slots, deque())}  # key id -> its slots, its queries
         self._checks: set[asyncio.Task[None]] = set()
         self._skipped = 0.0
         self._closing = asyncio.Event()
@@ -210,18 +210,31 @@ class Simulator:
                 return fault
         return None
 
-    def _authorize(self, request: web.Request) -> None:
+    def _authorize(self, request: web.Request) -> str:
+        """The account (its key's id) the request's key opens; a 401 for any other."""
         header = request.headers.get("Authorization", "")
         if not header.strip():
             raise Refuse(401, "InvalidApiKey", "No API-key provided.")
         scheme, _, key = header.partition(" ")
-        good = hmac.compare_digest(key.strip().encode(), self.config.api_key.encode())
-        if scheme.lower() != "bearer" or not good:
+        account = self.config.account_of(key.strip())
+        if scheme.lower() != "bearer" or account is None:
             raise Refuse(401, "InvalidApiKey", "Invalid API-key provided.")
+        return account
 
-    def _rate_limit(self) -> None:
+    def account_slots(self, account: str) -> Slots:
+        """An account's slots (each key is its own account)."""
+        return self._account(account)[0]
+
+    def _account(self, account: str) -> tuple[Slots, deque[float]]:
+        return self._accounts.setdefault(account, (Slots(self.config), deque()))
+
+    def _advance(self, now: float) -> None:
+        for slots, _ in self._accounts.values():
+            slots.advance(now)
+
+    def _rate_limit(self, account: str) -> None:
         """The account's task-query limit, over a sliding window of one clock second."""
-        base, window = self.now(), self._queries
+        base, window = self.now(), self._account(account)[1]
         while window and window[0] <= base - 1.0:
             window.popleft()
         if len(window) >= self.config.query_qps:
@@ -233,7 +246,7 @@ class Simulator:
     # --- tasks ---------------------------------------------------------------------------------
 
     async def _create(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        account = self._authorize(request)
         if request.headers.get("X-DashScope-Async", "").lower() != "enable":
             raise Refuse(403, "AccessDenied", "current user api does not support synchronous calls")
         body = await json_body(request)
@@ -246,8 +259,8 @@ class Simulator:
         scale = cfg.time_scale
         task = SimTask(str(uuid4()), model, body["model"], rid(), self.now(), params, prompt,
                        _draw(cfg.pending_s, model.name, scale),
-                       _draw(cfg.running_s, model.name, scale))
-        self.slots.add(task)
+                       _draw(cfg.running_s, model.name, scale), account=account)
+        self.account_slots(account).add(task)
         self.tasks[task.task_id] = task
         task.failure = self._planned_failure(prompt)
         check = asyncio.create_task(self._check_inputs(task, media))
@@ -288,52 +301,55 @@ class Simulator:
                 raise MediaError("this input takes a link, not base64 data")
             return sim_media.decode_data_url(url)
         if url.startswith("oss://"):
-            return self.uploads.load(url, task.api_name, self.now())
+            return self.uploads.load(url, task.api_name, self.now(), task.account)
         if url.startswith(("http://", "https://")) and self._http is not None:
             timeout_s = self.config.fetch_timeout_s
             return await sim_media.fetch(self._http, url, f.limits.max_bytes, timeout_s)
         raise MediaError(f"{url[:60]} is not an http(s), data: or oss:// URL")
 
     async def _get_task(self, request: web.Request) -> web.Response:
-        self._authorize(request)
-        self._rate_limit()
+        account = self._authorize(request)
+        self._rate_limit(account)
         now = self.now()
-        self.slots.advance(now)
+        self._advance(now)
         task = self.tasks.get(request.match_info["task_id"])
-        if task is None:
+        if task is None or task.account != account:  # another account's task: not ours
             return web.json_response(unknown_answer(request.match_info["task_id"]))
         return web.json_response(task_answer(task, now, self.config, self.root_url))
 
     async def _list(self, request: web.Request) -> web.Response:
-        self._authorize(request)
-        self._rate_limit()
+        account = self._authorize(request)
+        self._rate_limit(account)
         now = self.now()
         query = ListQuery.parse(request.query, now)
-        self.slots.advance(now)
-        return web.json_response(list_answer(self.tasks.values(), query, now, self.config))
+        self._advance(now)
+        mine = (t for t in self.tasks.values() if t.account == account)
+        return web.json_response(list_answer(mine, query, now, self.config))
 
     async def _cancel(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        account = self._authorize(request)
         now = self.now()
-        self.slots.advance(now)
+        self._advance(now)
         task = self.tasks.get(request.match_info["task_id"])
-        if task is None or task.status(now, self.config.ttl_s) != "PENDING":
+        if (task is None or task.account != account
+                or task.status(now, self.config.ttl_s) != "PENDING"):
             raise Refuse(400, "UnsupportedOperation", CANNOT_CANCEL)
         task.canceled_at = now
-        self.slots.withdraw(task)
+        self.account_slots(account).withdraw(task)
         return web.json_response({"request_id": rid()})
 
     # --- uploads and results -------------------------------------------------------------------
 
     async def _policy(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        account = self._authorize(request)
         if request.query.get("action") != "getPolicy":
             raise Refuse(400, INVALID, "action must be getPolicy.")
         model = request.query.get("model", "")
         found = model_for_api_name(model)
         if found is None or found.api_name(self.config.region) != model:
             raise Refuse(400, INVALID, "Model not exist.")
-        data = self.uploads.new_policy(model, self.now(), f"{self.root_url}/oss-upload")
+        data = self.uploads.new_policy(model, self.now(), f"{self.root_url}/oss-upload",
+                                       account)
         return web.json_response({"request_id": rid(), "data": data})
 
     async def _upload(self, request: web.Request) -> web.Response:

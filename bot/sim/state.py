@@ -4,6 +4,7 @@ tests, and what it records (`SimTask`, `SimRequest`)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import time
 from collections.abc import Callable
@@ -38,6 +39,11 @@ class ManualClock:
         self.now += seconds
 
 
+def key_id(key: str) -> str:
+    """The id the provider shows for an API key: stable, and not the key."""
+    return str(int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big"))
+
+
 @dataclass
 class Fault:
     """Make the next `times` requests to `route` (one of ROUTES, or "*") misbehave."""
@@ -58,6 +64,10 @@ class SimConfig:
     """Everything the simulator does; fields may be changed while it runs."""
 
     api_key: str = field(default=DEFAULT_KEY, repr=False)
+    # More accounts: each key is its own account, with its own slots, query rate and tasks
+    # (a task is known only to the key that created it). May grow while the simulator runs;
+    # a key taken out is refused from then on (InvalidApiKey), as a revoked key is.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
     region: str = "singapore"  # only this region's model names are known
@@ -83,7 +93,13 @@ class SimConfig:
     @property
     def api_key_id(self) -> str:
         """The id the task list gives for the account's key: stable, and not the key."""
-        return str(int.from_bytes(hashlib.sha256(self.api_key.encode()).digest()[:4], "big"))
+        return key_id(self.api_key)
+
+    def account_of(self, key: str) -> str | None:
+        """The account (its key's id) a key opens, or None for a key it does not know."""
+        known = [self.api_key, *self.api_keys]
+        good = [k for k in known if hmac.compare_digest(key.encode(), k.encode())]
+        return key_id(good[0]) if good else None
 
     def slots(self, model: Model) -> int:
         return self.concurrency.get(model.name, model.default_concurrency)
@@ -147,6 +163,7 @@ class SimTask:
     canceled_at: float | None = None
     check_done_at: float | None = None  # when its input media were checked
     media_s: float | None = None  # the reference video's length (animate)
+    account: str = ""  # the id of the key that created it: only that account sees it
 
     @property
     def scheduled(self) -> float | None:

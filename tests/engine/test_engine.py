@@ -252,7 +252,7 @@ async def submitting_row(rig, engine, *, sent: bool) -> str:
         model = catalog.get_model(request.model)
         body = catalog.build_body(model, "singapore", request.media, request.prompt, None,
                                   request.options)
-        await engine.client.create_task(model.endpoint, body)
+        await engine.keys.first.client.create_task(model.endpoint, body)
     return job_id
 
 
@@ -276,7 +276,7 @@ async def test_reconcile_ignores_someone_elses_task(rig):
         model = catalog.get_model(other.model)
         body = catalog.build_body(model, "singapore", other.media, other.prompt, None,
                                   other.options)
-        foreign = await engine.client.create_task(model.endpoint, body)
+        foreign = await engine.keys.first.client.create_task(model.endpoint, body)
         rig.clock.advance(30)  # the crash came well after that task was made
         job_id = await submitting_row(rig, engine, sent=False)
     async with rig.engine(recorder) as engine:

@@ -173,7 +173,7 @@ async def test_lost_answers_of_two_jobs_are_told_apart_by_prompt(rig):
             model = catalog.get_model(request.model)
             body = catalog.build_body(model, "singapore", request.media, request.prompt,
                                       None, request.options)
-            await engine.client.create_task(model.endpoint, body)
+            await engine.keys.first.client.create_task(model.endpoint, body)
     async with rig.engine(recorder) as engine:
         jobs = [await finish(engine, i) for i in ids]
     assert [j.state for j in jobs] == [JobState.DELIVERED] * 2

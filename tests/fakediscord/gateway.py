@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fakediscord.model import HEARTBEAT_ACK_DELAY_S, HEARTBEAT_INTERVAL_MS, Json
-from tests.fakediscord.records import GatewaySession
+from tests.fakediscord.records import GatewaySession, serves
 from tests.fakediscord.state import FakeState
 
 
@@ -26,8 +26,11 @@ class GatewayRoutes(FakeState):
         return "ws" + self.base_url.removeprefix("http") + "/"
 
     async def dispatch(self, event: str, data: Mapping[str, Any]) -> int:
-        """Send a DISPATCH event to every identified gateway; returns how many got it."""
-        sessions = [s for s in self.gateways if s.live]
+        """Send a DISPATCH event to every identified gateway whose shard has its guild;
+        returns how many got it."""
+        guild = data.get("guild_id")
+        sessions = [s for s in self.gateways
+                    if s.live and s.serves(int(guild) if guild is not None else None)]
         for session in sessions:
             await session.send(0, dict(data), event)
         return len(sessions)
@@ -78,14 +81,16 @@ class GatewayRoutes(FakeState):
         session.identify = data
         await session.send(0, self._ready_payload(data), "READY")
         for guild in self.guilds.values():
-            await session.send(0, guild.create_payload(self.bot_user), "GUILD_CREATE")
+            if session.serves(guild.id):  # a shard hears only of its own guilds
+                await session.send(0, guild.create_payload(self.bot_user), "GUILD_CREATE")
         self._waiters.poke()
 
     def _ready_payload(self, identify: Json) -> Json:
         payload: Json = {
             "v": 10,
             "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds],
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds
+                       if serves(identify, guild_id)],
             "session_id": secrets.token_hex(16),
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.application_id), "flags": 0},

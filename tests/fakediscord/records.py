@@ -62,6 +62,10 @@ class GatewaySession:
     def live(self) -> bool:
         return self.identify is not None and not self.closed and not self.ws.closed
 
+    def serves(self, guild_id: int | None) -> bool:
+        return serves(self.identify or {}, guild_id)
+
+
     @property
     def intents(self) -> int:
         return int((self.identify or {}).get("intents", 0))
@@ -151,3 +155,13 @@ class InteractionRecord:
                     "authorizing_integration_owners": owners}
         return {"webhook_id": str(application_id), "application_id": str(application_id),
                 "type": 20 if self.type == 2 else 0, "interaction_metadata": metadata}
+
+
+def serves(identify: Json, guild_id: int | None) -> bool:
+    """Whether a session identified so gets a guild's events: Discord's shard rule,
+    (guild_id >> 22) % shard_count; DMs (no guild) go to shard 0."""
+    shard = identify.get("shard")
+    if not shard:
+        return True
+    shard_id, count = int(shard[0]), int(shard[1])
+    return (0 if guild_id is None else (guild_id >> 22) % count) == shard_id

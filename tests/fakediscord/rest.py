@@ -82,7 +82,8 @@ class RestRoutes(FakeState):
 
     async def _get_gateway(self, request: web.Request) -> web.StreamResponse:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return json_response({"url": self.gateway_url, "shards": self.recommended_shards,
+                              "session_start_limit": limit})
 
     async def _get_user(self, request: web.Request) -> web.StreamResponse:
         user = self._user_by_id(int(request.match_info["user"]))

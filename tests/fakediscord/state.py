@@ -69,6 +69,7 @@ class FakeState:
         self.interactions: list[InteractionRecord] = []
         self.gateways: list[GatewaySession] = []
         self.ack_deadline_s = ACK_DEADLINE_S
+        self.recommended_shards = 1  # what GET /gateway/bot answers as `shards`
         self.base_url = ""
         self._by_id: dict[int, FakeMessage] = {}
         self._waiters = Waiters()

@@ -89,6 +89,14 @@ async def test_check_proves_the_key_works(sim, env, tmp_path):
     assert code == 1 and "[InvalidApiKey]" in err and "sk-wrong-key" not in err
 
 
+async def test_check_tries_every_key_of_a_pool(sim, env, tmp_path):
+    """DASHSCOPE_API_KEYS: one line per key, named by its id, never by the key itself."""
+    pool = {**env, "DASHSCOPE_API_KEYS": "sk-wrong-key"}
+    code, out, err = await run_bot("check", env=pool, cwd=tmp_path)
+    assert code == 1 and out.startswith("ok: API key key-") and "[InvalidApiKey]" in err
+    assert "sk-wrong-key" not in out + err and sim.api_key not in out + err
+
+
 async def test_missing_settings_exit_2_with_the_list(tmp_path, env):
     env = {k: v for k, v in env.items() if not k.startswith("DASHSCOPE")}
     code, _, err = await run_bot("check", env=env, cwd=tmp_path)

@@ -13,7 +13,7 @@ import pytest
 
 from bot.engine import Engine, JobState, JobUpdate, Store
 from bot.frontends.common import teams
-from bot.frontends.launch import front_ends, serve
+from bot.frontends.launch import front_ends, health_server, serve
 from bot.provider.client import DashScope
 from tests.discord_stack import Stack, image, png
 from tests.fakediscord import discord_pointed_at
@@ -85,3 +85,37 @@ async def _ask_both(stack: Stack, fake: FakeSlack) -> None:
         record = await stack.fake.slash("kf2v", {"prompt": f"discord {n}", "model": MODEL},
                                         attachments=FRAMES)
         await record.wait_followups(1)
+
+
+async def test_the_health_port_reports_each_chat_front_end(stack: Stack,
+                                                           fake_slack: FakeSlack) -> None:
+    """HEALTH_PORT set: /healthz names Discord and Slack connected while both run, and the
+    engine running; /metrics answers in Prometheus's format."""
+    settings = dataclasses.replace(
+        stack.settings, slack_bot_token=fake_slack.bot_token,
+        slack_app_token=fake_slack.app_token, slack_api_url=fake_slack.api_url, health_port=0)
+    store = await Store.open(settings.database_path)
+    engine = Engine(store, DashScope(stack.session, settings.base_url,
+                                     settings.dashscope_api_key), settings, clock=stack.clock)
+    with discord_pointed_at(stack.fake):
+        fronts = front_ends(settings, engine, store, stack.session)
+        health = await health_server(settings, engine, fronts)
+        assert health is not None
+        runner = asyncio.create_task(serve(engine, fronts))
+        try:
+            await stack.fake.wait_for(lambda: next(
+                (g for g in stack.fake.gateways if g.identify), None), what="IDENTIFY")
+            await asyncio.wait_for(fronts[0].bot.wait_until_ready(), 10)  # type: ignore[attr-defined]
+            await fake_slack.wait_connected(1)
+            async with stack.session.get(health.url + "/healthz") as answer:
+                status, report = answer.status, await answer.json()
+            async with stack.session.get(health.url + "/metrics") as answer:
+                metrics = await answer.text()
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.wait_for(runner, 15)
+            await health.close()
+            await store.close()
+    assert status == 200 and report["chat"] == {"discord": True, "slack": True}
+    assert report["engine"] == "running" and report["storage"] == "ok"
+    assert "wanbot_queue_length" in metrics

@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.engine import Engine, Store
+from bot.engine import Engine, Job, Store
 from bot.frontends.common.admission import AdmissionGate
 from bot.frontends.common.chains import Chains
 from bot.frontends.common.lifecycle import Lifecycle
@@ -22,6 +22,7 @@ from bot.frontends.discord.delivery import DiscordDeliverer
 from bot.frontends.discord.extend import Extender
 from bot.frontends.discord.job_actions import JobActions
 from bot.frontends.discord.progress import ProgressBoard
+from bot.frontends.discord.shards import Shards
 from bot.frontends.discord.submit import Submitter
 from bot.media.fetch import guarded_session
 from bot.media.prepare import MediaContext
@@ -36,15 +37,20 @@ DRAIN_S = 5.0
 SETTLE_S = 3.0
 
 
-class WanBot(commands.Bot):
-    """Holds the engine and the parts every cog needs; needs no privileged intents."""
+class WanBot(commands.AutoShardedBot):
+    """Holds the engine and the parts every cog needs; needs no privileged intents. Runs the
+    shards in DISCORD_SHARD_IDS (of DISCORD_SHARD_COUNT), or, unset, as many as Discord
+    recommends, all in this process."""
 
     def __init__(self, settings: Settings, store: Store, engine: Engine,
                  session: aiohttp.ClientSession, *, owns_engine: bool = True) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # guild and channel cache: upload limits, channel names
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
-                         help_command=None, tree_cls=WanTree)
+                         help_command=None, tree_cls=WanTree,
+                         shard_ids=list(settings.shard_ids) if settings.shard_ids else None,
+                         shard_count=settings.shard_count)
+        self.shards_here = Shards(settings.shard_ids, settings.shard_count)
         self.settings = settings
         self.store = store
         self.engine = engine
@@ -52,9 +58,9 @@ class WanBot(commands.Bot):
         self.session = session  # the provider's; user media go through `media_session`
         self.media_session: aiohttp.ClientSession | None = None
         self.lifecycle = Lifecycle()
-        self.progress = ProgressBoard(self, engine, store,
+        self.progress = ProgressBoard(self, engine, store, owns=self.owns,
                                       interval_s=settings.progress_interval_s)
-        self.deliverer = DiscordDeliverer(self, store, engine.clock)
+        self.deliverer = DiscordDeliverer(self, store, engine.clock, owns=self.owns)
         # queues and shows jobs: commands and reruns
         self.submitter = Submitter(self, engine, store, self.progress)
         self.gate = AdmissionGate(store)  # limits held before inputs are fetched (all commands)
@@ -67,6 +73,11 @@ class WanBot(commands.Bot):
         # an extension's whole chain as one video, after the clip
         self.chains = Chains(engine, store, settings, "discord",
                              DiscordChainPoster(self, self.deliverer))
+
+    def owns(self, job: Job) -> bool:
+        """This process delivers the job and edits its progress (its guild is on one of our
+        shards); always True in a process that runs every shard."""
+        return self.shards_here.owns(job)
 
     @property
     def closing(self) -> bool:
@@ -139,6 +150,8 @@ class WanTree(app_commands.CommandTree["WanBot"]):
 class DiscordFront:
     """The Discord bot as one front end of a process that runs several over one engine."""
 
+    name = "discord"
+
     def __init__(self, settings: Settings, engine: Engine, store: Store,
                  http: aiohttp.ClientSession) -> None:
         self.settings = settings
@@ -147,6 +160,12 @@ class DiscordFront:
     async def run(self) -> None:
         async with self.bot:
             await self.bot.start(self.settings.discord_token)
+
+    def owns(self, job: Job) -> bool:
+        return self.bot.owns(job)
+
+    async def connected(self) -> bool:
+        return self.bot.is_ready() and not self.bot.is_closed()
 
     async def drain(self) -> None:
         await self.bot.lifecycle.drain(DRAIN_S)

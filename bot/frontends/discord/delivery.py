@@ -10,6 +10,7 @@ instead of posting again. Sharing a private video into its channel lives here to
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,12 @@ DM_UPLOAD_LIMIT = DEFAULT_UPLOAD_LIMIT
 
 
 class DiscordDeliverer:
-    def __init__(self, client: discord.Client, store: Store, clock: Clock) -> None:
+    def __init__(self, client: discord.Client, store: Store, clock: Clock, *,
+                 owns: Callable[[Job], bool] = lambda job: True) -> None:
         self.client = client
         self.clock = clock
         self.gallery = Gallery(client, store)
+        self.owns = owns  # the engine leaves a job another process's shard owns to it
 
     async def deliver(self, job: Job, video: Path) -> Delivery:
         try:

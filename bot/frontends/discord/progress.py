@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import discord
 
 from bot.clock import Clock
-from bot.engine import Engine, JobState, JobUpdate, ProgressRef, Store
+from bot.engine import Engine, Job, JobState, JobUpdate, ProgressRef, Store
 from bot.frontends.common.refresh import RECENT_S, to_refresh
 from bot.frontends.discord.components import progress_view
 from bot.frontends.discord.edit_budget import EditQueue
@@ -69,8 +70,10 @@ class Gone(Exception):
 
 class ProgressBoard:
     def __init__(self, client: discord.Client, engine: Engine, store: Store, *,
-                 interval_s: float = 5.0, clock: Clock | None = None) -> None:
+                 interval_s: float = 5.0, clock: Clock | None = None,
+                 owns: Callable[[Job], bool] = lambda job: True) -> None:
         self.client = client
+        self.owns = owns  # another process edits the jobs of guilds on its shards
         self.engine = engine
         self.store = store
         self.interval_s = interval_s
@@ -121,7 +124,8 @@ class ProgressBoard:
 
     def _want(self, update: JobUpdate, urgency: int) -> None:
         job = update.job
-        if job.platform != "discord" or not job.progress_ref or job.id in self._gone:
+        if job.platform != "discord" or not job.progress_ref or job.id in self._gone \
+                or not self.owns(job):
             return
         self._refs[job.id] = job.progress_ref
         self._latest[job.id] = update
