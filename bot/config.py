@@ -34,6 +34,7 @@ class Settings:
     region: str = "singapore"
     base_url: str = REGION_URLS["singapore"]
     database_path: Path = Path("data/wanbot.sqlite3")
+    database_url: str = field(default="", repr=False)  # postgresql://...: used over the path
     video_dir: Path = Path("data/videos")
     guild_ids: tuple[int, ...] = ()
     allow_dms: bool = False  # video commands in direct messages, under dm_home_guild's rules
@@ -50,6 +51,11 @@ class Settings:
     media_workers: int = 2  # threads that probe and repair media: bounds their memory and CPU
     on_deck: int = 1  # tasks per model sent beyond its slots, held PENDING by the provider
     log_level: str = "INFO"
+
+    @property
+    def database(self) -> str | Path:
+        """Where the store is: DATABASE_URL (PostgreSQL) when set, else the SQLite file."""
+        return self.database_url or self.database_path
 
 
 def _read_env(env: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
@@ -146,13 +152,14 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     need_chat: bool = True,
+    need_key: bool = True,
     env_file: str | Path | None = None,
     known_models: Collection[str] | None = None,
 ) -> Settings:
     """Settings from `env` (default: the process environment over `.env`); ConfigError lists all
     problems with how to fix each."""
     r = _Reader(_read_env(env, env_file))
-    settings = Settings(**_secrets(r), **_chat(r, need_chat), **_places(r),
+    settings = Settings(**_secrets(r, need_key), **_chat(r, need_chat), **_places(r),
                         **_tuning(r, known_models))
     if settings.max_qps > 20:
         r.problems.append("MAX_QPS must be at most 20: the account allows 20 task queries/s.")
@@ -161,7 +168,9 @@ def load_settings(
     return settings
 
 
-def _secrets(r: _Reader) -> dict[str, Any]:
+def _secrets(r: _Reader, need_key: bool) -> dict[str, Any]:
+    if not need_key:
+        return {"dashscope_api_key": r.get("DASHSCOPE_API_KEY")}
     key = r.need("DASHSCOPE_API_KEY", "create one in Alibaba Cloud Model Studio (API keys)")
     return {"dashscope_api_key": key}
 
@@ -195,7 +204,12 @@ def _places(r: _Reader) -> dict[str, Any]:
     if not base_url.startswith(("http://", "https://")):
         r.problems.append(f"DASHSCOPE_BASE_URL={base_url!r} must start with http:// or https://.")
     db = Path(r.get("DATABASE_PATH") or "data/wanbot.sqlite3")
+    url = r.get("DATABASE_URL")
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        r.problems.append("DATABASE_URL must start with postgresql:// (leave it empty to use "
+                          "the SQLite file at DATABASE_PATH).")
     return {
+        "database_url": url,
         "region": region,
         "base_url": base_url.rstrip("/"),
         "database_path": db,

@@ -197,7 +197,7 @@ def _outcome(job: Job | None) -> int:
 async def check(settings: Settings) -> int:
     """Prove the key works with one cheap authenticated call (listing the last hour's tasks),
     and that the database can be used (StorageError if not)."""
-    await (await Store.open(settings.database_path)).close()
+    await (await Store.open(settings.database)).close()
     async with aiohttp.ClientSession() as session:
         client = DashScope(session, settings.base_url, settings.dashscope_api_key,
                            timeout_s=settings.http_timeout_s, max_attempts=2)
