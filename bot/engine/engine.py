@@ -16,6 +16,8 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.engine.admission import Admission
+from bot.engine.coordination import Coordination, Owns
 from bot.engine.guard import StorageGuard
 from bot.engine.jobs import (
     AT_PROVIDER,
@@ -32,7 +34,8 @@ from bot.engine.queue import Queues
 from bot.engine.records import ProgressRef
 from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
-from bot.engine.store import Store
+from bot.engine.shared import SharedCoordination
+from bot.engine.store import PostgresStore, Store
 from bot.engine.submitter import Submitter
 from bot.errors import ApiError, InputError, StorageError
 from bot.provider import catalog
@@ -60,8 +63,12 @@ class Engine:
         *,
         clock: Clock | None = None,
         policy: PollPolicy | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self.store = store
+        # Alone on SQLite; on a shared store, one leader among the processes (bot.engine.shared)
+        self.coord = coordination or (SharedCoordination(store) if isinstance(
+            store, PostgresStore) else Coordination())
         self.client = client
         self.settings = settings
         self.clock = clock or Clock()
@@ -70,7 +77,8 @@ class Engine:
         self.guard.on_failure(self._halt)
         self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply,
                              start=self.guard.start)
-        self.results = Results(store, client, settings, self.clock, self._set, self._spawn)
+        self.results = Results(store, client, settings, self.clock, self._set, self._spawn,
+                               claim=self.coord.claim)
         self.submitter = Submitter(store, client, settings, self.clock)
         self.reconciler = Reconciler(store, self.poller, settings, self.clock,
                                      found=self._record_task, not_sent=self._resend,
@@ -78,10 +86,8 @@ class Engine:
                                      sending=self.submitter.sending)
         self.queues = Queues()  # every model's queue, in memory, in fair order
         self._listeners: list[Listener] = []
-        self._blocked: dict[str, float] = {}  # model -> no submissions before this time
-        self._backoff: dict[str, float] = {}  # model -> current 429 back-off
-        self._deck: dict[str, int] = {}  # model -> tasks on deck beyond its slots (0: refused)
-        self._admit_wake = asyncio.Event()
+        self.admission = Admission(store, self.queues, self.coord, self.clock, settings,
+                                   self.slots, self._admit)
         self._submit_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[None]] = []
         self._work: set[asyncio.Task[Any]] = set()
@@ -100,14 +106,23 @@ class Engine:
     async def start(self) -> None:
         for model in catalog.MODELS:
             await self._learn(model)
-        await self._queues_loaded()
+        self._loop(self.results.sweep_loop())
+        self._loop(self.guard.watch_file())
+        await self.coord.start(self, self._loop)  # leads now, or when the leader goes
+
+    async def lead(self) -> None:
+        """Admit, submit and poll: alone, or as the leader of the processes sharing the store
+        (which then reads the queue afresh: the last leader's admissions are in the store)."""
+        await self.queues.load(self.store, catalog.MODELS, again=self.coord.shared)
+        if self.coord.shared:
+            self.limiter.fill()
         await self._recover()
-        self._loops = [
-            self.guard.start(self._admit_loop(), name="engine-admit"),
-            self.guard.start(self.poller.run(), name="engine-poll"),
-            self.guard.start(self.results.sweep_loop(), name="engine-sweep"),
-            self.guard.start(self.guard.watch_file(), name="engine-storage"),
-        ]
+        self._loop(self.admission.run())
+        self._loop(self.poller.run())
+
+    def _loop(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        self._loops.append(self.guard.start(coro, name=f"engine-{coro.__qualname__}"))
+        return self._loops[-1]
 
     async def stop(self) -> None:
         """Stop at once. Whatever was in flight is in the store and resumes on the next start."""
@@ -115,6 +130,7 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.coord.stop()
         await self.poller.close()
         self._loops.clear()
         self._work.clear()
@@ -129,9 +145,33 @@ class Engine:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def set_deliverer(self, platform: str, deliverer: Deliverer) -> None:
-        """Register a front end's way to post results; results waiting for it go out now."""
-        self.results.register(platform, deliverer)
+    def set_deliverer(self, platform: str, deliverer: Deliverer, owns: Owns | None = None
+                      ) -> None:
+        """Register a front end's way to post results; results waiting for it go out now.
+        With several processes, `owns(job)` says which of the platform's jobs this process's
+        front end serves (e.g. a Discord shard: its guilds'); default all."""
+        self.results.register(platform, deliverer, owns)
+
+    # --- several processes (bot.engine.shared) ----------------------------------------------
+
+    async def heard(self, job: Job) -> None:
+        """Another process created or moved this job: follow it here."""
+        self.queues.update(job)
+        if job.terminal:
+            self.poller.forget(job.id)
+            self._slot_freed(job.model)
+        elif job.state is JobState.QUEUED:
+            self.admission.wake()
+        if job.state in (JobState.SUCCEEDED, JobState.DELIVERING):
+            self._spawn(self.results.resume(job))
+        await self._emit(job)
+
+    def can_act(self, job: Job) -> bool:
+        return self.results.serves(job)
+
+    async def recount(self) -> None:
+        if await self.queues.recount(self.store, catalog.MODELS):
+            self.admission.wake()
 
     # --- what front ends call --------------------------------------------------------------
 
@@ -148,7 +188,9 @@ class Engine:
             job = Job(id=new_job_id(), state=JobState.QUEUED, created_at=now, updated_at=now,
                       **request.__dict__)
             try:
+                self.coord.wrote(job)
                 await self.store.insert_job(job)
+                await self.coord.created(job)
             except StorageError as exc:
                 self.guard.fail(exc)  # the front end hears it as well (raised to its caller)
                 raise
@@ -156,7 +198,7 @@ class Engine:
         log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
         update = await self.update_for(job)
         await self._emit(job)
-        self._admit_wake.set()
+        self.admission.wake()
         return update
 
     async def cancel(self, job_id: str) -> CancelOutcome:
@@ -233,37 +275,6 @@ class Engine:
 
     # --- admission -------------------------------------------------------------------------
 
-    async def _admit_loop(self) -> None:
-        while True:
-            self._admit_wake.clear()
-            try:
-                await self._admit_all()
-            except StorageError:
-                raise  # fatal: the guard stops the engine
-            except Exception:
-                log.exception("admission failed; retrying")
-            await self.clock.wait(self._admit_wake, self._next_unblock())
-
-    def _next_unblock(self) -> float | None:
-        now = self.clock.now()
-        waits = [t - now for t in self._blocked.values() if t > now]
-        return min(waits) if waits else None
-
-    async def _admit_all(self) -> None:
-        """Give each model's free slots to the first jobs in its queue (a few heap steps each)."""
-        for model in self.queues.waiting():
-            if self._blocked.get(model, 0) > self.clock.now():
-                continue
-            sent = await self.store.count_in(AT_PROVIDER, model)
-            free = self.slots(model) + self._deck.get(model, self.settings.on_deck) - sent
-            queue = self.queues.get(model)
-            for _ in range(max(0, free)):
-                job_id = queue.peek()
-                if job_id is None:
-                    break
-                await self._admit(job_id)
-                queue.remove(job_id)  # if it was no longer queued in the store after all
-
     async def _admit(self, job_id: str) -> None:
         job = await self.store.get_job(job_id)
         if job is None:
@@ -306,34 +317,25 @@ class Engine:
 
     async def _requeue(self, job: Job, exc: ApiError) -> None:
         """The model's slots are full at the provider (or it is busy): wait, then retry."""
-        backoff = min(max(self._backoff.get(job.model, 5.0) * 2, 10.0), 300.0)
-        if exc.retry_after_s:
-            backoff = min(max(exc.retry_after_s, 1.0), 3600.0)  # an absurd one: not for ever
-        self._backoff[job.model] = backoff
-        if exc.status == 429 and self._deck.get(job.model, self.settings.on_deck):
-            log.info("model %s: the provider refuses tasks beyond its slots; none on deck",
-                     job.model)
-            self._deck[job.model] = 0
-        self._blocked[job.model] = self.clock.now() + backoff
-        log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, job.model, backoff)
+        self.admission.pause(job, exc)
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None)
-        self._admit_wake.set()
+        self.admission.wake()
 
     async def _reconcile(self, model: str) -> None:
         await self.reconciler.reconcile(model)
-        self._admit_wake.set()
+        self.admission.wake()
 
     async def _resend(self, job: Job) -> None:
         """The provider never got this job: back to the queue, to be sent again."""
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
-        self._admit_wake.set()
+        self.admission.wake()
 
     async def _lost(self, job: Job) -> None:
         await self._fail(job, "Unreconciled", "sent over a day ago; the task list no longer "
                                               "reaches that far")
 
     async def _record_task(self, job: Job, task: Task) -> None:
-        self._backoff.pop(job.model, None)
+        self.admission.accepted(job.model)
         state = JobState.RUNNING if task.status is TaskStatus.RUNNING else JobState.PENDING
         saved = await self._set(job, state, expect=[JobState.SUBMITTING], task_id=task.task_id)
         if saved is None:
@@ -411,8 +413,7 @@ class Engine:
         self._slot_freed(job.model)
 
     def _slot_freed(self, model: str) -> None:
-        self._blocked.pop(model, None)
-        self._admit_wake.set()
+        self.admission.freed(model)
 
     async def _learn(self, model: str) -> None:
         self.policy.learn(model, await self.store.durations(model))
@@ -463,13 +464,14 @@ class Engine:
             job.id, expect=expect, state=state, updated_at=self.clock.now(), **changes
         )
         if saved is not None:
+            self.coord.wrote(saved)
             self.queues.update(saved)
             await self._emit(saved)
         return saved
 
     async def _emit(self, job: Job) -> None:
-        if not self._listeners:
-            return
+        if not self._listeners or not self.coord.speaks_for(job):
+            return  # no front end here, or another process's job to show
         update = await self.update_for(job)
         for listener in list(self._listeners):
             try:

@@ -32,6 +32,7 @@ SWEEP_EVERY_S = 3600.0
 DISK_TRIES = 6  # failed writes of a video to our disk before its job fails (over 2.5 min)
 
 Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + notify
+Claim = Callable[[Job], Awaitable[bool]]  # may this process act for the job (its lease)?
 
 
 class Deliverer(Protocol):
@@ -46,26 +47,52 @@ class Deliverer(Protocol):
 
 class Results:
     def __init__(self, store: Store, client: DashScope, settings: Settings, clock: Clock,
-                 transition: Transition, spawn: Callable[[Coroutine[Any, Any, Any]], None]
-                 ) -> None:
+                 transition: Transition, spawn: Callable[[Coroutine[Any, Any, Any]], None],
+                 *, claim: Claim | None = None) -> None:
         self.store = store
         self.client = client
         self.settings = settings
         self.clock = clock
         self.transition = transition
         self.spawn = spawn
+        self.claim = claim or _always
         self.deliverers: dict[str, Deliverer] = {}
+        self.owners: dict[str, Callable[[Job], bool]] = {}
+        self._working: set[str] = set()  # jobs being fetched or delivered by this process
 
-    def register(self, platform: str, deliverer: Deliverer) -> None:
-        """A front end's way to post; what waited for it goes out now."""
+    def register(self, platform: str, deliverer: Deliverer,
+                 owns: Callable[[Job], bool] | None = None) -> None:
+        """A front end's way to post (and which of the platform's jobs are its own, when
+        processes share the queue); what waited for it goes out now."""
         self.deliverers[platform] = deliverer
+        self.owners[platform] = owns or (lambda job: True)
         self.spawn(self._deliver_waiting(platform))
 
+    def serves(self, job: Job) -> bool:
+        """Whether this process runs the job's front end, and that front end owns the job."""
+        owns = self.owners.get(job.platform)
+        return owns is not None and owns(job)
+
     async def finish(self, job: Job) -> None:
-        """Fetch the video, then deliver it."""
-        fetched = await self._download(job)
-        if fetched is not None and fetched.state is JobState.SUCCEEDED:
-            await self._deliver(fetched)
+        """Fetch the video, then deliver it (or, after a crash mid-post, look for the post
+        first). Once at a time per job here, and only with its lease (see `claim`)."""
+        if job.id in self._working:
+            return
+        self._working.add(job.id)
+        try:
+            if not await self.claim(job):
+                return  # another process acts for this job
+            job = await self.store.get_job(job.id) or job  # as it is now, not as it was
+            fetched = await self._download(job) if not job.terminal else None
+            deliverer = self.deliverers.get(job.platform)
+            if fetched is not None and fetched.state is JobState.SUCCEEDED:
+                await self._deliver(fetched)
+            elif fetched is not None and fetched.state is JobState.DELIVERING and deliverer:
+                await self._post(fetched, deliverer, check_first=True)
+        finally:
+            self._working.discard(job.id)
+
+    resume = finish
 
     async def _download(self, job: Job) -> Job | None:
         if job.video_path and await asyncio.to_thread(os.path.exists, job.video_path):
@@ -123,12 +150,8 @@ class Results:
 
     async def _deliver_waiting(self, platform: str) -> None:
         for job in await self.store.jobs_in([JobState.SUCCEEDED, JobState.DELIVERING]):
-            if job.platform != platform or not job.video_path:
-                continue
-            if job.state is JobState.DELIVERING:
-                self.spawn(self._post(job, self.deliverers[platform], check_first=True))
-            else:
-                self.spawn(self._deliver(job))
+            if job.platform == platform:
+                self.spawn(self.finish(job))
 
     async def sweep_loop(self) -> None:
         """Now and then, delete videos nobody needs any more (disks are not infinite)."""
@@ -160,6 +183,10 @@ class Results:
             log.info("job %s: %s again in %.0f s", job_id, what, wait)
             await self.clock.sleep(wait)
             wait = min(wait * 2, LAST_RETRY_S)
+
+
+async def _always(job: Job) -> bool:
+    return True
 
 
 def _unlink(path: Path) -> None:

@@ -7,7 +7,7 @@ as fatal. A write retried after its connection dropped may already have happened
 then says UNKNOWN and the caller reads the row to tell (see `Store.update_job`).
 
 Also the PostgreSQL-only pieces several processes need (leases, locks, wake-ups): see
-`bot.engine.store.shared` for what uses them.
+`bot.engine.shared` for what uses them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,16 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from bot.engine.jobs import Job
 from bot.engine.store.base import UNKNOWN, Row, Store
-from bot.engine.store.schema import COORDINATION, MIGRATIONS, for_postgres, numbered_params
+from bot.engine.store.schema import (
+    COORDINATION,
+    MIGRATIONS,
+    TERMINAL_SQL,
+    for_postgres,
+    numbered_params,
+)
+from bot.engine.store.session import Session
 from bot.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -104,10 +112,11 @@ class PostgresStore(Store):
     async def close(self) -> None:
         await self.pool.close()
 
-    async def connect(self) -> asyncpg.Connection:
+    async def session(self) -> Session:
         """A connection of its own (outside the pool) for a session-long lock or LISTEN."""
-        return await self._retrying("connect", lambda: asyncpg.connect(
+        conn = await self._retrying("connect", lambda: asyncpg.connect(
             self.url, timeout=CONNECT_TIMEOUT_S))
+        return Session(conn)
 
     # --- migrations ----------------------------------------------------------------------------
 
@@ -198,35 +207,35 @@ class PostgresStore(Store):
             " RETURNING owner", (job_id, owner, float(ttl_s)))
         return row is not None
 
-    async def renew_leases(self, owner: str, ttl_s: float) -> int:
-        """Every lease of this process lives ttl_s longer (its heartbeat)."""
-        return await self._write(f"UPDATE leases SET expires_at = {_NOW} + ? WHERE owner = ?",
-                                 (float(ttl_s), owner))
+    async def renew_leases(self, owner: str, ttl_s: float) -> None:
+        """Every lease of this process lives ttl_s longer (its heartbeat); leases of ended
+        jobs are dropped."""
+        await self._write(f"DELETE FROM leases WHERE owner = ? AND job_id IN (SELECT id FROM"
+                          f" jobs WHERE state IN {TERMINAL_SQL})", (owner,))
+        await self._write(f"UPDATE leases SET expires_at = {_NOW} + ? WHERE owner = ?",
+                          (float(ttl_s), owner))
 
-    async def drop_leases(self, job_ids: Iterable[str], owner: str) -> None:
-        """Leases of ended jobs, gone."""
-        ids = list(job_ids)
-        if ids:
-            await self._write("DELETE FROM leases WHERE owner = ? AND job_id = ANY(?::text[])",
-                              (owner, ids))
+    async def drop_leases(self, owner: str) -> None:
+        """Every lease of this process, gone (it stops): others take its jobs at once."""
+        await self._write("DELETE FROM leases WHERE owner = ?", (owner,))
 
-    async def unleased(self, states: Iterable[str], owner: str) -> list[Any]:
-        """Jobs in these states nobody else holds a live lease on."""
+    async def unleased(self, states: Iterable[str]) -> list[Job]:
+        """Jobs in these states that nobody holds a live lease on."""
         names = [str(s) for s in states]
         return await self._select(
             "state = ANY(?::text[]) AND NOT EXISTS (SELECT 1 FROM leases l WHERE"
-            f" l.job_id = jobs.id AND l.owner <> ? AND l.expires_at >= {_NOW})",
-            [names, owner])
+            f" l.job_id = jobs.id AND l.expires_at >= {_NOW})", [names])
 
     @asynccontextmanager
     async def model_lock(self, model: str) -> AsyncIterator[None]:
         """Hold the model's admission lock (across processes) for the block."""
         async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", "admit:" + model)
+            key = "SELECT hashtext(current_schema() || ':admit:' || $1)"
+            await conn.execute(f"SELECT pg_advisory_lock(({key}))", model)
             try:
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", "admit:" + model)
+                await conn.execute(f"SELECT pg_advisory_unlock(({key}))", model)
 
 
 _NOW = "extract(epoch from clock_timestamp())"  # the server's clock: one for every process

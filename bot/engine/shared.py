@@ -1,0 +1,189 @@
+"""Several processes on one PostgreSQL queue: who leads, who acts for each job, and how each
+hears what the others did.
+
+Leader: the process holding an advisory lock on a connection of its own. It alone admits,
+submits, reconciles and polls, so per-model slots (counted in the store, under a per-model
+lock) and the account's query cap hold however many processes run. The others try for the
+lock every CAMPAIGN_S: when the leader dies its session ends, the lock frees, and one of them
+leads within about a second (it then recovers what the old leader left, as after a restart).
+A leader that loses its lock's connection stops with StorageError: it can no longer know
+it leads (its supervisor restarts it as a follower).
+
+Leases: the process that queues a job leases it (owner, expiry in the server's clock) and
+renews every lease it holds each HEARTBEAT_S. Only the holder sends the job's updates to its
+front end (progress edits) and fetches and delivers its video, keeping the exactly-once rule
+(`delivering` before the post, `find_delivery` after a crash). A process that dies stops
+renewing: after LEASE_S, any process running the job's front end that owns it takes the
+lease over (RESCAN_S) and carries on. A process stopping cleanly drops its leases at once.
+
+Wake-ups: a trigger NOTIFYs every new job and change of state; every process follows them
+(queues, slots, results to deliver). A periodic re-scan covers any wake-up that was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bot.engine.coordination import Coordination, Followed
+from bot.engine.jobs import TERMINAL, Job, JobState
+from bot.engine.store.postgres import PostgresStore
+from bot.engine.store.session import Session
+from bot.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+CAMPAIGN_S = 0.5  # how often a follower tries to become leader
+HEARTBEAT_S = 2.0  # leases renewed, the leader's connection checked
+LEASE_S = 10.0  # a lease not renewed for this long is free for another process
+RESCAN_S = 4.0  # fallback for missed wake-ups: unleased jobs, the leader's queue count
+WROTE_KEEP = 10_000  # (job, state) pairs this process wrote, remembered to skip their echo
+LIVE = [s for s in JobState if s not in TERMINAL]
+
+Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
+
+
+class SharedCoordination(Coordination):
+    shared = True
+
+    def __init__(self, store: PostgresStore, *, lease_s: float = LEASE_S,
+                 heartbeat_s: float = HEARTBEAT_S, rescan_s: float = RESCAN_S) -> None:
+        self.store = store
+        self.lease_s, self.heartbeat_s, self.rescan_s = lease_s, heartbeat_s, rescan_s
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.mine: set[str] = set()  # jobs whose lease this process holds
+        self._leader = False
+        self._sessions: list[Session] = []
+        self._wrote: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._inbox: asyncio.Queue[str] = asyncio.Queue()
+        self._engine: Followed | None = None
+        self.leading = asyncio.Event()  # set once this process leads
+        self.led_at: float | None = None  # when it took the lock (unix seconds)
+
+    @property
+    def leader(self) -> bool:
+        return self._leader
+
+    async def start(self, engine: Followed, spawn: Spawn) -> None:
+        self._engine = engine
+        listening = await self.store.session()
+        self._sessions.append(listening)
+        await listening.listen(self._inbox.put_nowait)
+        spawn(self._follow())
+        spawn(self._heartbeat())
+        spawn(self._campaign())
+        log.info("sharing the queue as %s", self.id)
+
+    async def stop(self) -> None:
+        for session in self._sessions:
+            await session.close()  # the leader's lock goes with its session
+        self._sessions.clear()
+        try:
+            await self.store.drop_leases(self.id)
+        except StorageError as exc:
+            log.warning("could not hand back leases (%s); they expire in %.0f s", exc, self.lease_s)
+
+    def speaks_for(self, job: Job) -> bool:
+        return job.id in self.mine
+
+    async def claim(self, job: Job) -> bool:
+        if self._engine is None or not self._engine.can_act(job):
+            return False
+        if await self.store.claim_lease(job.id, self.id, self.lease_s):
+            self.mine.add(job.id)
+            return True
+        self.mine.discard(job.id)
+        return False
+
+    async def created(self, job: Job) -> None:
+        await self.store.claim_lease(job.id, self.id, self.lease_s)
+        self.mine.add(job.id)
+
+    def wrote(self, job: Job) -> None:
+        self._wrote[(job.id, str(job.state))] = None
+        while len(self._wrote) > WROTE_KEEP:
+            self._wrote.popitem(last=False)
+
+    @asynccontextmanager
+    async def admission(self, model: str) -> AsyncIterator[None]:
+        async with self.store.model_lock(model):
+            yield
+
+    # --- loops -------------------------------------------------------------------------------
+
+    async def _campaign(self) -> None:
+        """Try for leadership until it is ours; then hold it while the connection lives."""
+        session = await self.store.session()
+        self._sessions.append(session)
+        while True:
+            if await session.try_lock("leader"):
+                break
+            await asyncio.sleep(CAMPAIGN_S)
+        self._leader = True
+        self.led_at = time.time()
+        self.leading.set()
+        log.info("this process leads: it admits, submits and polls for every process")
+        assert self._engine is not None
+        await self._engine.lead()
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await session.ping()
+            except Exception as exc:
+                if session.closed and not self._sessions:
+                    return  # stopping
+                raise StorageError(self.store.where, "lost the connection that holds the "
+                                   "leadership; stopping so that another process leads") from exc
+
+    async def _follow(self) -> None:
+        """Act on every wake-up: a job created or moved by another process."""
+        assert self._engine is not None
+        while True:
+            job_id, state, _ = (await self._inbox.get()).split(" ", 2)
+            if (job_id, state) in self._wrote:
+                del self._wrote[(job_id, state)]
+                continue  # our own write: already followed here
+            try:
+                job = await self.store.get_job(job_id)
+                if job is not None:
+                    await self._engine.heard(job)
+            except StorageError:
+                raise  # fatal: the engine's guard stops it
+            except Exception:
+                log.exception("following job %s failed", job_id)
+
+    async def _heartbeat(self) -> None:
+        """Renew our leases; now and then take over unleased jobs and recount the queue."""
+        assert self._engine is not None
+        loop = asyncio.get_running_loop()
+        scanned = loop.time()
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await self.store.renew_leases(self.id, self.lease_s)
+            if loop.time() - scanned < self.rescan_s:
+                continue
+            scanned = loop.time()
+            try:
+                await self._rescan()
+            except StorageError:
+                raise  # fatal: the engine's guard stops it
+            except Exception:
+                log.exception("re-scan failed; trying again")
+
+    async def _rescan(self) -> None:
+        assert self._engine is not None
+        for job in await self.store.unleased(LIVE):
+            if await self.claim(job):
+                log.info("job %s: taken over (its process stopped renewing its lease)", job.id)
+                await self._engine.heard(job)
+        if self._leader:
+            await self._engine.recount()
+
