@@ -56,8 +56,9 @@ class Coordination:
     async def stop(self) -> None:
         return None
 
-    def speaks_for(self, job: Job) -> bool:
-        """Whether this process sends the job's updates to its front end."""
+    def speaks_for(self, job_id: str) -> bool:
+        """Whether this process sends the job's updates to its front end (and edits its
+        progress message)."""
         return True
 
     async def claim(self, job: Job) -> bool:

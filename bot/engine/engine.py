@@ -470,7 +470,7 @@ class Engine:
         return saved
 
     async def _emit(self, job: Job) -> None:
-        if not self._listeners or not self.coord.speaks_for(job):
+        if not self._listeners or not self.coord.speaks_for(job.id):
             return  # no front end here, or another process's job to show
         update = await self.update_for(job)
         for listener in list(self._listeners):

@@ -47,6 +47,7 @@ LEASE_S = 10.0  # a lease not renewed for this long is free for another process
 RESCAN_S = 4.0  # fallback for missed wake-ups: unleased jobs, the leader's queue count
 WROTE_KEEP = 10_000  # (job, state) pairs this process wrote, remembered to skip their echo
 LIVE = [s for s in JobState if s not in TERMINAL]
+DONE_AT_PROVIDER = [JobState.SUCCEEDED, JobState.DELIVERING]
 
 Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
 
@@ -74,9 +75,7 @@ class SharedCoordination(Coordination):
 
     async def start(self, engine: Followed, spawn: Spawn) -> None:
         self._engine = engine
-        listening = await self.store.session()
-        self._sessions.append(listening)
-        await listening.listen(self._inbox.put_nowait)
+        await self._listen()
         spawn(self._follow())
         spawn(self._heartbeat())
         spawn(self._campaign())
@@ -91,8 +90,13 @@ class SharedCoordination(Coordination):
         except StorageError as exc:
             log.warning("could not hand back leases (%s); they expire in %.0f s", exc, self.lease_s)
 
-    def speaks_for(self, job: Job) -> bool:
-        return job.id in self.mine
+    async def _listen(self) -> None:
+        self._listening = await self.store.session()
+        self._sessions.append(self._listening)
+        await self._listening.listen(self._inbox.put_nowait)
+
+    def speaks_for(self, job_id: str) -> bool:
+        return job_id in self.mine
 
     async def claim(self, job: Job) -> bool:
         if self._engine is None or not self._engine.can_act(job):
@@ -164,22 +168,27 @@ class SharedCoordination(Coordination):
         """Renew our leases; now and then take over unleased jobs and recount the queue."""
         assert self._engine is not None
         loop = asyncio.get_running_loop()
-        scanned = loop.time()
+        scanned = float("-inf")  # at once: jobs left by a process that stopped are ours now
         while True:
-            await asyncio.sleep(self.heartbeat_s)
             await self.store.renew_leases(self.id, self.lease_s)
-            if loop.time() - scanned < self.rescan_s:
-                continue
-            scanned = loop.time()
-            try:
-                await self._rescan()
-            except StorageError:
-                raise  # fatal: the engine's guard stops it
-            except Exception:
-                log.exception("re-scan failed; trying again")
+            if loop.time() - scanned >= self.rescan_s:
+                scanned = loop.time()
+                try:
+                    await self._rescan()
+                except StorageError:
+                    raise  # fatal: the engine's guard stops it
+                except Exception:
+                    log.exception("re-scan failed; trying again")
+            await asyncio.sleep(self.heartbeat_s)
 
     async def _rescan(self) -> None:
         assert self._engine is not None
+        if self._listening.closed:  # wake-ups were lost meanwhile; this scan makes up for them
+            log.warning("the wake-up connection was lost; listening again")
+            self._sessions.remove(self._listening)
+            await self._listen()
+        for job in await self.store.leased(self.id, DONE_AT_PROVIDER):
+            await self._engine.heard(job)  # ours to deliver, in case its wake-up was lost
         for job in await self.store.unleased(LIVE):
             if await self.claim(job):
                 log.info("job %s: taken over (its process stopped renewing its lease)", job.id)

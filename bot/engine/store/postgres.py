@@ -226,6 +226,12 @@ class PostgresStore(Store):
             "state = ANY(?::text[]) AND NOT EXISTS (SELECT 1 FROM leases l WHERE"
             f" l.job_id = jobs.id AND l.expires_at >= {_NOW})", [names])
 
+    async def leased(self, owner: str, states: Iterable[str]) -> list[Job]:
+        """Jobs in these states whose lease this process holds."""
+        return await self._select(
+            "state = ANY(?::text[]) AND id IN (SELECT job_id FROM leases WHERE owner = ?)",
+            [[str(s) for s in states], owner])
+
     @asynccontextmanager
     async def model_lock(self, model: str) -> AsyncIterator[None]:
         """Hold the model's admission lock (across processes) for the block."""
