@@ -35,7 +35,7 @@ from typing import Any
 
 from bot.engine.coordination import Coordination, Followed
 from bot.engine.jobs import TERMINAL, Job, JobState
-from bot.engine.store.postgres import PostgresStore
+from bot.engine.store.postgres import PostgresStore, is_blip
 from bot.engine.store.session import Session
 from bot.errors import StorageError
 
@@ -125,12 +125,7 @@ class SharedCoordination(Coordination):
 
     async def _campaign(self) -> None:
         """Try for leadership until it is ours; then hold it while the connection lives."""
-        session = await self.store.session()
-        self._sessions.append(session)
-        while True:
-            if await session.try_lock("leader"):
-                break
-            await asyncio.sleep(CAMPAIGN_S)
+        session = await self._candidate()
         self._leader = True
         self.led_at = time.time()
         self.leading.set()
@@ -142,10 +137,28 @@ class SharedCoordination(Coordination):
             try:
                 await session.ping()
             except Exception as exc:
-                if session.closed and not self._sessions:
+                if not self._sessions:
                     return  # stopping
                 raise StorageError(self.store.where, "lost the connection that holds the "
                                    "leadership; stopping so that another process leads") from exc
+
+    async def _candidate(self) -> Session:
+        """Ask for the lock every CAMPAIGN_S until granted; a dropped connection is made
+        again (StorageError if the database stays away past the store's bound)."""
+        session: Session | None = None
+        while True:
+            if session is None or session.closed:
+                session = await self.store.session()
+                self._sessions.append(session)
+            try:
+                if await session.try_lock("leader"):
+                    return session
+            except Exception as exc:
+                if not is_blip(exc):
+                    raise
+                log.warning("asking for leadership failed (%s); asking again", exc)
+                await session.close()
+            await asyncio.sleep(CAMPAIGN_S)
 
     async def _follow(self) -> None:
         """Act on every wake-up: a job created or moved by another process."""
