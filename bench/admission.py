@@ -37,7 +37,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.engine import AT_PROVIDER, Engine, Job, JobRequest, JobState, Store
 from bot.engine.fairness import fair_order
-from bot.engine.store import _to_columns
+from bot.engine.store.base import _to_columns
 from bot.frontends.discord.edit_budget import CHANNEL_EDITS
 from bot.frontends.discord.progress import PLACES_BUDGET_S
 from bot.frontends.discord.queue_places import QueuePlaces

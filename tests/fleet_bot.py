@@ -1,9 +1,10 @@
-"""One bot process for the several-processes tests and bench: an engine on a shared PostgreSQL
-store, the simulator as provider, and a test front end instead of a chat one. It records each
-delivery as a line appended to a file (the "post"; `find_delivery` looks there), each time it
-becomes leader as a line in another, and queues `--submit` jobs of its own at start.
+"""One bot process for the several-processes tests and bench/scale.py: an engine on a shared
+PostgreSQL store (or alone on a SQLite file), the simulator as provider, and a test front end
+instead of a chat one. It records each delivery as a line appended to a file (the "post";
+`find_delivery` looks there), each time it becomes leader as a line in another, and queues
+`--submit` jobs of its own at start.
 
-    python -m tests.fleet_bot DATABASE_URL SIM_BASE_URL API_KEY WORKDIR --name p1 --submit 30
+    python -m tests.fleet_bot URL_OR_PATH SIM_BASE_URL API_KEY WORKDIR --name p1 --submit 30
 """
 
 from __future__ import annotations
@@ -73,18 +74,20 @@ def request(number: int, media: dict[str, str]) -> JobRequest:
 
 async def run(args: argparse.Namespace) -> None:
     work = Path(args.workdir)
+    shared = args.url.startswith("postgresql://")
     settings = Settings(
-        dashscope_api_key=args.api_key, base_url=args.sim, database_url=args.url,
+        dashscope_api_key=args.api_key, base_url=args.sim,
+        database_url=args.url if shared else "", database_path=Path(args.url),
         video_dir=work / "videos" / args.name, media_handoff="url", on_deck=0,
         concurrency={MODEL: args.slots}, max_qps=args.qps, http_timeout_s=3.0)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    store = await Store.open(args.url)
-    assert isinstance(store, PostgresStore)
+    store = await Store.open(settings.database)
     async with aiohttp.ClientSession() as http:
         client = DashScope(http, args.sim, args.api_key, timeout_s=3.0)
         coord = SharedCoordination(store, lease_s=args.lease, heartbeat_s=args.lease / 6,
-                                   rescan_s=args.lease / 3)
+                                   rescan_s=args.lease / 3) if isinstance(
+                                       store, PostgresStore) else None
         engine = Engine(store, client, settings, policy=FixedInterval(args.poll, batch=True),
                         coordination=coord)
         engine.set_deliverer("test", FileFront(work / "deliveries.jsonl", args.name))
@@ -100,7 +103,9 @@ async def run(args: argparse.Namespace) -> None:
     await store.close()
 
 
-async def _note_leadership(coord: SharedCoordination, path: Path, name: str) -> None:
+async def _note_leadership(coord: SharedCoordination | None, path: Path, name: str) -> None:
+    if coord is None:
+        return  # alone on SQLite: nobody else to lead
     await coord.leading.wait()
     line = json.dumps({"name": name, "pid": os.getpid(), "at": coord.led_at}) + "\n"
     await asyncio.to_thread(_append, path, line)

@@ -1,4 +1,4 @@
-"""Several bot processes (tests/fleet_bot.py) on one PostgreSQL database and one simulator:
+"""Several bot processes (tests/fleet_bot.py) on one database and one simulator:
 start, kill, restart them; read what they delivered and who led; wait on the database's own
 wake-ups (LISTEN) for a condition over every process's work."""
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.engine import JobState, Store
 from bot.engine.store import PostgresStore
+from bot.engine.store.session import Session
 from bot.sim.server import Simulator
 from tests.conftest import make_image
 
@@ -33,15 +34,15 @@ class Fleet:
         first = sim.add_file("first.png", make_image((640, 480)), "image/png")
         last = sim.add_file("last.png", make_image((640, 480)), "image/png")
         self.media = json.dumps({"first_frame_url": first, "last_frame_url": last})
-        self.store: PostgresStore | None = None
+        self.store: Store | None = None
+        self._session: Session | None = None
         self._wake = asyncio.Event()
 
     async def open(self) -> None:
-        store = await Store.open(self.url)
-        assert isinstance(store, PostgresStore)
-        self.store = store
-        self._session = await store.session()
-        await self._session.listen(lambda _payload: self._wake.set())
+        self.store = await Store.open(self.url)
+        if isinstance(self.store, PostgresStore):  # SQLite: re-checked on the tick alone
+            self._session = await self.store.session()
+            await self._session.listen(lambda _payload: self._wake.set())
 
     def start(self, name: str, submit: int = 0, first: int = 0) -> None:
         self.starts += 1
@@ -71,8 +72,9 @@ class Fleet:
                 await asyncio.to_thread(proc.wait, 20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if self.store is not None:
+        if self._session is not None:
             await self._session.close()
+        if self.store is not None:
             await self.store.close()
 
     def alive(self) -> list[str]:

@@ -157,3 +157,14 @@ async def test_every_reader_answers_alike(target):
         assert await store.get_team_settings("t") == {"limit": 3}
     finally:
         await store.close()
+
+
+async def test_many_jobs_go_in_together(target):
+    """insert_jobs writes every job in one go; nothing for an empty list."""
+    store = await Store.open(target)
+    try:
+        await store.insert_jobs([])
+        await store.insert_jobs(make_job(f"j{i}", created_at=float(i)) for i in range(50))
+        assert [j.id for j in await store.jobs()] == [f"j{i}" for i in range(50)]
+    finally:
+        await store.close()

@@ -8,6 +8,7 @@ effect that follows it, so a crash at any line leaves a row that says what to do
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
@@ -70,6 +71,10 @@ class Store:
         """Run one write and commit it; the number of rows changed (or UNKNOWN)."""
         raise NotImplementedError
 
+    async def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one write for each row, committed together."""
+        raise NotImplementedError
+
     def _json_number(self, column: str, key: str) -> str:
         """SQL for a number at `key` of a JSON text column."""
         raise NotImplementedError
@@ -82,6 +87,16 @@ class Store:
         marks = ", ".join("?" for _ in values)
         await self._write(f"INSERT INTO jobs ({names}) VALUES ({marks})", values.values())
         return job
+
+    async def insert_jobs(self, jobs: Iterable[Job]) -> None:
+        """Many jobs in one transaction (imports, benchmarks): all or none."""
+        rows = (_to_columns(job.__dict__) for job in jobs)
+        first = next(rows, None)
+        if first is None:
+            return
+        sql = (f"INSERT INTO jobs ({', '.join(first)})"
+               f" VALUES ({', '.join('?' for _ in first)})")
+        await self._write_many(sql, (tuple(r.values()) for r in itertools.chain([first], rows)))
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._row("SELECT * FROM jobs WHERE id = ?", (job_id,))

@@ -172,6 +172,15 @@ class PostgresStore(Store):
 
         return await self._retrying("write", write)
 
+    async def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        query, batch = numbered_params(sql), list(rows)  # listed: a retry sends them again
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.executemany(query, batch)
+
+        await self._retrying("write", write)
+
     def _json_number(self, column: str, key: str) -> str:
         return f"(({column})::jsonb ->> '{key}')::double precision"
 

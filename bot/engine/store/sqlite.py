@@ -110,6 +110,15 @@ class SqliteStore(Store):
             raise storage_error(self.path, exc, "write") from exc
         return cur.rowcount
 
+    async def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self.db.executemany(sql, rows)
+            await self.db.commit()
+        except (OSError, sqlite3.Error) as exc:
+            if _advice(exc) is None:
+                raise
+            raise storage_error(self.path, exc, "write") from exc
+
     def _json_number(self, column: str, key: str) -> str:
         return f"json_extract({column}, '$.{key}')"
 
