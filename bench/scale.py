@@ -30,10 +30,10 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ holds the processes
 
+from bench.admission import InstantProvider
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine import AT_PROVIDER, Engine, Job, JobState, Store
-from bot.provider.tasks import Task, TaskStatus
 from bot.sim.server import SimConfig, run_simulator
 from tests.fleet_bot import MODEL, request
 from tests.fleet_support import Fleet, peak_overlap
@@ -77,17 +77,6 @@ async def throughput(name: str, target: str, processes: int, work: Path) -> dict
 
 
 # --- 2. admission with a long queue ------------------------------------------------------------
-
-
-class InstantProvider:
-    """Accepts every task at once: the engine's and the store's work is measured, not HTTP."""
-
-    async def create_task(self, endpoint: str, body: dict[str, Any], *,
-                          oss_resolve: bool = False) -> Task:
-        return Task(task_id=uuid.uuid4().hex, status=TaskStatus.PENDING)
-
-    async def close(self) -> None:
-        return None
 
 
 async def admission(target: str, folder: Path) -> dict[str, float]:
