@@ -63,9 +63,10 @@ class Results:
     def register(self, platform: str, deliverer: Deliverer,
                  owns: Callable[[Job], bool] | None = None) -> None:
         """A front end's way to post (and which of the platform's jobs are its own, when
-        processes share the queue); what waited for it goes out now."""
+        processes share the queue: `owns`, else the deliverer's own `owns` if it has one);
+        what waited for it goes out now."""
         self.deliverers[platform] = deliverer
-        self.owners[platform] = owns or (lambda job: True)
+        self.owners[platform] = owns or getattr(deliverer, "owns", None) or (lambda job: True)
         self.spawn(self._deliver_waiting(platform))
 
     def serves(self, job: Job) -> bool:
