@@ -15,13 +15,14 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bot.config import Settings
-from bot.engine import Engine, Job, JobRequest, Store
+from bot.engine import Engine, Job, JobRequest, JobUpdate, Store
 from bot.engine.poll_policy import FixedInterval
 from bot.engine.shared import SharedCoordination
 from bot.engine.store import PostgresStore
@@ -48,6 +49,19 @@ class FileFront:
         text = await asyncio.to_thread(_read, self.path)
         posts = [json.loads(line) for line in text.splitlines() if line.strip()]
         return next(({"by": p["by"]} for p in posts if p["job"] == job.id), None)
+
+
+class Updates:
+    """Every update the engine sends this process's front end (a progress edit each)."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = path
+        self.name = name
+
+    async def note(self, update: JobUpdate) -> None:
+        line = json.dumps({"job": update.job.id, "state": str(update.job.state),
+                           "pid": os.getpid(), "at": time.time()}) + "\n"
+        await asyncio.to_thread(_append, self.path, line)
 
 
 def _append(path: Path, line: str) -> None:
@@ -91,6 +105,7 @@ async def run(args: argparse.Namespace) -> None:
         engine = Engine(store, client, settings, policy=FixedInterval(args.poll, batch=True),
                         coordination=coord)
         engine.set_deliverer("test", FileFront(work / "deliveries.jsonl", args.name))
+        engine.subscribe(Updates(work / "updates.jsonl", args.name).note)
         engine.guard.on_failure(stop.set)
         watch = asyncio.create_task(_note_leadership(coord, work / "leaders.jsonl", args.name))
         await engine.start()

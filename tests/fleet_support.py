@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ class Fleet:
         self.url, self.sim, self.work = url, sim, work
         self.options = options
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.killed: dict[int, float] = {}  # pid -> when it was SIGKILLed
         self.starts = 0
         first = sim.add_file("first.png", make_image((640, 480)), "image/png")
         last = sim.add_file("last.png", make_image((640, 480)), "image/png")
@@ -61,6 +63,7 @@ class Fleet:
         sent = time.time()
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        self.killed[proc.pid] = sent
         return sent
 
     async def close(self) -> None:
@@ -85,6 +88,21 @@ class Fleet:
 
     def deliveries(self) -> list[dict[str, Any]]:
         return _lines(self.work / "deliveries.jsonl")
+
+    def speakers_overlapping(self) -> list[tuple[str, int, int]]:
+        """(job, pid, pid) wherever a job's updates passed from one process to another that
+        was not dead yet: its progress would have been edited by two processes."""
+        by_job: dict[str, list[dict[str, Any]]] = {}
+        for update in _lines(self.work / "updates.jsonl"):
+            by_job.setdefault(update["job"], []).append(update)
+        found = []
+        for job_id, updates in by_job.items():
+            updates.sort(key=lambda u: u["at"])
+            for before, after in itertools.pairwise(updates):
+                if before["pid"] != after["pid"] and not (
+                        self.killed.get(before["pid"], float("inf")) <= after["at"]):
+                    found.append((job_id, before["pid"], after["pid"]))
+        return found
 
     async def count(self, *states: JobState) -> int:
         assert self.store is not None

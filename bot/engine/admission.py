@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine.coordination import Coordination
-from bot.engine.jobs import AT_PROVIDER, Job
+from bot.engine.jobs import AT_PROVIDER, Job, JobState
 from bot.engine.queue import Queues
 from bot.engine.store import Store
+from bot.engine.submitter import Submitter
 from bot.errors import ApiError, StorageError
 
 log = logging.getLogger(__name__)
@@ -25,15 +26,18 @@ log = logging.getLogger(__name__)
 
 class Admission:
     def __init__(self, store: Store, queues: Queues, coord: Coordination, clock: Clock,
-                 settings: Settings, slots: Callable[[str], int],
-                 admit: Callable[[str], Awaitable[None]]) -> None:
+                 settings: Settings, slots: Callable[[str], int], *,
+                 transition: Callable[..., Awaitable[Job | None]], submitter: Submitter,
+                 send: Callable[[Job], None]) -> None:
         self.store = store
         self.queues = queues
         self.coord = coord
         self.clock = clock
         self.settings = settings
         self.slots = slots
-        self.admit = admit  # moves one queued job to `submitting` and sends it
+        self.transition = transition  # the engine's guarded write + notify
+        self.submitter = submitter
+        self.send = send  # starts sending an admitted job's create
         self._blocked: dict[str, float] = {}  # model -> no submissions before this time
         self._backoff: dict[str, float] = {}  # model -> current 429 back-off
         self._deck: dict[str, int] = {}  # model -> tasks on deck beyond its slots (0: refused)
@@ -94,5 +98,21 @@ class Admission:
                     job_id = queue.peek()
                     if job_id is None:
                         break
-                    await self.admit(job_id)
+                    await self._admit(job_id)
                     queue.remove(job_id)  # if it was no longer queued in the store after all
+
+    async def _admit(self, job_id: str) -> None:
+        """Move a queued job to `submitting` and start sending it."""
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return
+        # Counted as on its way from before the write: a reconciliation running meanwhile
+        # must not take the new attempt for an old, lost one and queue the job again.
+        self.submitter.reserve(job_id)
+        admitted = await self.transition(job, JobState.SUBMITTING, expect=[JobState.QUEUED],
+                                         submitted_at=self.clock.now(),
+                                         attempts=job.attempts + 1)
+        if admitted is None:
+            self.submitter.sent(job_id)  # nothing goes out
+        else:
+            self.send(admitted)

@@ -67,13 +67,21 @@ class Coordination:
         return True
 
     async def created(self, job: Job) -> None:
-        """A job this process just queued: it acts for it from now on."""
+        """A job this process is about to queue: it acts for it from now on."""
         return None
 
-    def wrote(self, job: Job) -> None:
-        """This process wrote the job's new state (its wake-up is no news here)."""
+    def wrote(self, job_id: str, state: str) -> None:
+        """This process is writing the job's new state (its wake-up will be no news here)."""
+        return None
+
+    def unwrote(self, job_id: str, state: str) -> None:
+        """That write did not happen (the job had moved on)."""
         return None
 
     def admission(self, model: str) -> AbstractAsyncContextManager[Any]:
         """Held while admitting jobs of `model` (slots counted and claimed as one step)."""
+        return nullcontext()
+
+    def intake(self, team_id: str) -> AbstractAsyncContextManager[Any]:
+        """Held while a team's request is checked against its limits and queued."""
         return nullcontext()

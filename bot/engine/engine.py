@@ -87,7 +87,8 @@ class Engine:
         self.queues = Queues()  # every model's queue, in memory, in fair order
         self._listeners: list[Listener] = []
         self.admission = Admission(store, self.queues, self.coord, self.clock, settings,
-                                   self.slots, self._admit)
+                                   self.slots, transition=self._set, submitter=self.submitter,
+                                   send=lambda job: self._spawn(self._submit(job)))
         self._submit_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[None]] = []
         self._work: set[asyncio.Task[Any]] = set()
@@ -178,19 +179,18 @@ class Engine:
     async def submit(self, request: JobRequest, check: Check | None = None) -> JobUpdate:
         """Queue a job; returns at once with its id and place in the queue.
 
-        `check` (a team's limits) runs under a lock with the insert, so requests made at the
-        same moment cannot pass a limit together."""
+        `check` (a team's limits) runs under a lock with the insert (the team's, across
+        processes), so requests made at the same moment cannot pass a limit together."""
         await self._queues_loaded()
-        async with self._submit_lock:
+        async with self._submit_lock, self.coord.intake(request.team_id):
             now = self.clock.now()
             if check is not None:
                 await check(request, now)
             job = Job(id=new_job_id(), state=JobState.QUEUED, created_at=now, updated_at=now,
                       **request.__dict__)
             try:
-                self.coord.wrote(job)
+                await self.coord.created(job)  # leased first: nobody takes it over meanwhile
                 await self.store.insert_job(job)
-                await self.coord.created(job)
             except StorageError as exc:
                 self.guard.fail(exc)  # the front end hears it as well (raised to its caller)
                 raise
@@ -274,15 +274,6 @@ class Engine:
         return self.policy.remaining(model, elapsed_s)
 
     # --- admission -------------------------------------------------------------------------
-
-    async def _admit(self, job_id: str) -> None:
-        job = await self.store.get_job(job_id)
-        if job is None:
-            return
-        admitted = await self._set(job, JobState.SUBMITTING, expect=[JobState.QUEUED],
-                                   submitted_at=self.clock.now(), attempts=job.attempts + 1)
-        if admitted:
-            self._spawn(self._submit(admitted))
 
     async def _submit(self, job: Job) -> None:
         try:
@@ -460,13 +451,15 @@ class Engine:
 
     async def _set(self, job: Job, state: JobState, *, expect: Any, **changes: Any) -> Job | None:
         """Move a job to `state` if it is still in `expect`; tell the listeners."""
+        self.coord.wrote(job.id, state)  # first: its wake-up may come back before the answer
         saved = await self.store.update_job(
             job.id, expect=expect, state=state, updated_at=self.clock.now(), **changes
         )
-        if saved is not None:
-            self.coord.wrote(saved)
-            self.queues.update(saved)
-            await self._emit(saved)
+        if saved is None:
+            self.coord.unwrote(job.id, state)
+            return None
+        self.queues.update(saved)
+        await self._emit(saved)
         return saved
 
     async def _emit(self, job: Job) -> None:

@@ -108,17 +108,26 @@ class SharedCoordination(Coordination):
         return False
 
     async def created(self, job: Job) -> None:
+        self.wrote(job.id, job.state)
         await self.store.claim_lease(job.id, self.id, self.lease_s)
         self.mine.add(job.id)
 
-    def wrote(self, job: Job) -> None:
-        self._wrote[(job.id, str(job.state))] = None
+    def wrote(self, job_id: str, state: str) -> None:
+        self._wrote[(job_id, str(state))] = None
         while len(self._wrote) > WROTE_KEEP:
             self._wrote.popitem(last=False)
 
+    def unwrote(self, job_id: str, state: str) -> None:
+        self._wrote.pop((job_id, str(state)), None)
+
     @asynccontextmanager
     async def admission(self, model: str) -> AsyncIterator[None]:
-        async with self.store.model_lock(model):
+        async with self.store.lock("admit:" + model):
+            yield
+
+    @asynccontextmanager
+    async def intake(self, team_id: str) -> AsyncIterator[None]:
+        async with self.store.lock("intake:" + team_id):
             yield
 
     # --- loops -------------------------------------------------------------------------------
@@ -183,7 +192,9 @@ class SharedCoordination(Coordination):
         loop = asyncio.get_running_loop()
         scanned = float("-inf")  # at once: jobs left by a process that stopped are ours now
         while True:
-            await self.store.renew_leases(self.id, self.lease_s)
+            before = set(self.mine)
+            held = await self.store.renew_leases(self.id, self.lease_s)
+            self.mine = held | (self.mine - before)  # and what was claimed meanwhile
             if loop.time() - scanned >= self.rescan_s:
                 scanned = loop.time()
                 try:

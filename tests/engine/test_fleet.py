@@ -1,7 +1,8 @@
 """Three bot processes on one PostgreSQL database and one simulator run 100 jobs while random
 processes (the leader among them) are SIGKILLed and restarted: every job gets exactly one task
 and one delivery, the model's slots are never exceeded at the provider, the query cap holds
-across processes, and a new leader takes over within seconds.
+across processes, a new leader takes over within seconds, and a job's updates (its progress
+edits) come from one process at a time.
 
 The simulator refuses (429) any create beyond the model's slots, so one over-admission anywhere
 shows; its request log is timestamped, so the query rate is measured where the account's cap
@@ -68,6 +69,7 @@ async def test_three_processes_share_one_queue_through_kills(sim, pg_url, tmp_pa
     posts = Counter(p["job"] for p in fleet.deliveries())
     assert set(posts) == {j.id for j in jobs} and set(posts.values()) == {1}
     assert {j.task_id for j in jobs} == set(sim.tasks)  # one task per job, none spare
+    assert fleet.speakers_overlapping() == []  # one process at a time edits a job's progress
     refused = [r for r in sim.requests if r.status == 429]
     assert refused == []  # neither a create beyond the slots nor a query beyond the cap
     peak = peak_overlap([(t.created, t.end_at) for t in sim.tasks.values()])

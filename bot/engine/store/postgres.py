@@ -216,13 +216,15 @@ class PostgresStore(Store):
             " RETURNING owner", (job_id, owner, float(ttl_s)))
         return row is not None
 
-    async def renew_leases(self, owner: str, ttl_s: float) -> None:
+    async def renew_leases(self, owner: str, ttl_s: float) -> set[str]:
         """Every lease of this process lives ttl_s longer (its heartbeat); leases of ended
-        jobs are dropped."""
+        jobs are dropped. The jobs whose lease it still holds (one it let lapse and another
+        process took is not among them)."""
         await self._write(f"DELETE FROM leases WHERE owner = ? AND job_id IN (SELECT id FROM"
                           f" jobs WHERE state IN {TERMINAL_SQL})", (owner,))
-        await self._write(f"UPDATE leases SET expires_at = {_NOW} + ? WHERE owner = ?",
-                          (float(ttl_s), owner))
+        rows = await self._rows(f"UPDATE leases SET expires_at = {_NOW} + ? WHERE owner = ?"
+                                " RETURNING job_id", (float(ttl_s), owner))
+        return {str(r[0]) for r in rows}
 
     async def drop_leases(self, owner: str) -> None:
         """Every lease of this process, gone (it stops): others take its jobs at once."""
@@ -242,15 +244,15 @@ class PostgresStore(Store):
             [[str(s) for s in states], owner])
 
     @asynccontextmanager
-    async def model_lock(self, model: str) -> AsyncIterator[None]:
-        """Hold the model's admission lock (across processes) for the block."""
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        """Hold the named lock (across processes, waiting for it) for the block."""
         async with self.pool.acquire() as conn:
-            key = "SELECT hashtext(current_schema() || ':admit:' || $1)"
-            await conn.execute(f"SELECT pg_advisory_lock(({key}))", model)
+            key = "SELECT hashtext(current_schema() || ':' || $1)"
+            await conn.execute(f"SELECT pg_advisory_lock(({key}))", name)
             try:
                 yield
             finally:
-                await conn.execute(f"SELECT pg_advisory_unlock(({key}))", model)
+                await conn.execute(f"SELECT pg_advisory_unlock(({key}))", name)
 
 
 _NOW = "extract(epoch from clock_timestamp())"  # the server's clock: one for every process
