@@ -45,6 +45,7 @@ CAMPAIGN_S = 0.5  # how often a follower tries to become leader
 HEARTBEAT_S = 2.0  # leases renewed, the leader's connection checked
 LEASE_S = 10.0  # a lease not renewed for this long is free for another process
 RESCAN_S = 4.0  # fallback for missed wake-ups: unleased jobs, the leader's queue count
+STOP_WAIT_S = 5.0  # at most this long handing back leases when stopping
 WROTE_KEEP = 10_000  # (job, state) pairs this process wrote, remembered to skip their echo
 LIVE = [s for s in JobState if s not in TERMINAL]
 DONE_AT_PROVIDER = [JobState.SUCCEEDED, JobState.DELIVERING]
@@ -63,6 +64,7 @@ class SharedCoordination(Coordination):
         self.mine: set[str] = set()  # jobs whose lease this process holds
         self._leader = False
         self._sessions: list[Session] = []
+        self._listening: Session | None = None
         self._wrote: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._inbox: asyncio.Queue[str] = asyncio.Queue()
         self._engine: Followed | None = None
@@ -85,10 +87,11 @@ class SharedCoordination(Coordination):
         for session in self._sessions:
             await session.close()  # the leader's lock goes with its session
         self._sessions.clear()
-        try:
-            await self.store.drop_leases(self.id)
-        except StorageError as exc:
-            log.warning("could not hand back leases (%s); they expire in %.0f s", exc, self.lease_s)
+        try:  # handed back: others take these jobs at their next re-scan, not in LEASE_S
+            await asyncio.wait_for(self.store.drop_leases(self.id), STOP_WAIT_S)
+        except (StorageError, TimeoutError) as exc:
+            log.warning("could not hand back leases (%s); they expire in %.0f s", exc,
+                        self.lease_s)
 
     async def _listen(self) -> None:
         self._listening = await self.store.session()
@@ -207,9 +210,9 @@ class SharedCoordination(Coordination):
 
     async def _rescan(self) -> None:
         assert self._engine is not None
-        if self._listening.closed:  # wake-ups were lost meanwhile; this scan makes up for them
-            log.warning("the wake-up connection was lost; listening again")
-            self._sessions.remove(self._listening)
+        if self._listening is not None and self._listening.closed:
+            log.warning("the wake-up connection was lost; listening again")  # this scan
+            self._sessions.remove(self._listening)  # makes up for what it missed meanwhile
             await self._listen()
         for job in await self.store.leased(self.id, DONE_AT_PROVIDER):
             await self._engine.heard(job)  # ours to deliver, in case its wake-up was lost
