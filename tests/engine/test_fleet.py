@@ -37,6 +37,7 @@ def sim_config() -> SimConfig:
     return SimConfig(time_scale=200.0, over_limit="reject", concurrency={MODEL: SLOTS})
 
 
+@pytest.mark.timeout(240)  # typically 25-50 s; a job killed mid-create waits ~40 s to be resent
 async def test_three_processes_share_one_queue_through_kills(sim, pg_url, tmp_path):
     fleet = Fleet(pg_url, sim, tmp_path, slots=SLOTS, qps=QPS)
     await fleet.open()
