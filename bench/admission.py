@@ -37,7 +37,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.engine import AT_PROVIDER, Engine, Job, JobRequest, JobState, Store
 from bot.engine.fairness import fair_order
-from bot.engine.store import _to_columns
+from bot.engine.store.base import _to_columns
 from bot.frontends.discord.edit_budget import CHANNEL_EDITS
 from bot.frontends.discord.progress import PLACES_BUDGET_S
 from bot.frontends.discord.queue_places import QueuePlaces
@@ -196,7 +196,7 @@ async def measure_ours(store: Store, folder: Path, rng: random.Random) -> dict[s
     with StallMeter() as stall:
         for _ in range(ROUNDS):
             await free_slots(store)
-            wall, cpu = await timed_cpu(engine._admit_all)
+            wall, cpu = await timed_cpu(engine.admission.admit_all)
             rounds.append(wall)
             cpus.append(cpu)
             await asyncio.sleep(0.01)  # the spawned submits record their tasks

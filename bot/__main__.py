@@ -1,5 +1,5 @@
-"""`python -m bot`: runs the chat bot (Discord, Slack or both); `sim`, `generate` and `check`
-run the other tools."""
+"""`python -m bot`: runs the chat bot (Discord, Slack or both); `sim`, `generate`, `check` and
+`migrate` run the other tools."""
 
 from __future__ import annotations
 
@@ -16,13 +16,17 @@ def main(argv: list[str]) -> int:
         from bot.frontends.launch import check
 
         return check(argv[1:])
+    if command == "migrate":
+        from bot.frontends.launch import migrate
+
+        return migrate(argv[1:])
     if command == "generate":
         from bot.frontends.cli import main as cli_main
 
         return cli_main(argv)
     if command in ("-h", "--help"):
         print(__doc__ or "")
-        print("usage: python -m bot [sim|generate|check] ...")
+        print("usage: python -m bot [sim|generate|check|migrate] ...")
         return 0
     from bot.frontends.launch import main as bot_main
 

@@ -51,6 +51,7 @@ class Settings:
     region: str = "singapore"
     base_url: str = REGION_URLS["singapore"]
     database_path: Path = Path("data/wanbot.sqlite3")
+    database_url: str = field(default="", repr=False)  # postgresql://...: used over the path
     video_dir: Path = Path("data/videos")
     guild_ids: tuple[int, ...] = ()
     allow_dms: bool = False  # video commands in direct messages, under dm_home_guild's rules
@@ -83,8 +84,13 @@ class Settings:
     @property
     def secrets(self) -> list[str]:
         """Every secret, for the log filter that masks them."""
-        return [self.dashscope_api_key, *(k.secret for k in self.api_keys), self.discord_token,
-                self.slack_bot_token, self.slack_app_token]
+        return [self.dashscope_api_key, *(k.secret for k in self.api_keys), self.database_url,
+                self.discord_token, self.slack_bot_token, self.slack_app_token]
+
+    @property
+    def database(self) -> str | Path:
+        """Where the store is: DATABASE_URL (PostgreSQL) when set, else the SQLite file."""
+        return self.database_url or self.database_path
 
 
 def _read_env(env: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
@@ -181,6 +187,7 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     need_chat: bool = True,
+    need_key: bool = True,
     env_file: str | Path | None = None,
     known_models: Collection[str] | None = None,
 ) -> Settings:
@@ -188,7 +195,8 @@ def load_settings(
     problems with how to fix each."""
     r = _Reader(_read_env(env, env_file))
     places = _places(r)
-    settings = Settings(**_secrets(r, places, known_models), **_chat(r, need_chat), **places,
+    settings = Settings(**_secrets(r, places, known_models, need_key), **_chat(r, need_chat),
+                        **places,
                         **_tuning(r, known_models), **_operations(r))
     if settings.max_qps > 20:
         r.problems.append("MAX_QPS must be at most 20: the account allows 20 task queries/s.")
@@ -197,13 +205,15 @@ def load_settings(
     return settings
 
 
-def _secrets(r: _Reader, places: Mapping[str, Any], known: Collection[str] | None
-             ) -> dict[str, Any]:
+def _secrets(r: _Reader, places: Mapping[str, Any], known: Collection[str] | None,
+             need_key: bool) -> dict[str, Any]:
     """DASHSCOPE_API_KEY, and DASHSCOPE_API_KEYS for a pool (DASHSCOPE_API_KEY, when set too,
     is the pool's first key)."""
     custom = places["base_url"] if r.get("DASHSCOPE_BASE_URL") else None
     pooled = r.parse("DASHSCOPE_API_KEYS", [], _key_pool(places["region"], custom, known),
                      "KEY[@REGION][:MODEL=SLOTS]..., comma-separated (README, Settings)")
+    if not pooled and not need_key:
+        return {"dashscope_api_key": r.get("DASHSCOPE_API_KEY")}
     if not pooled:
         key = r.need("DASHSCOPE_API_KEY", "create one in Alibaba Cloud Model Studio (API keys)")
         return {"dashscope_api_key": key}
@@ -268,7 +278,12 @@ def _places(r: _Reader) -> dict[str, Any]:
     if not base_url.startswith(("http://", "https://")):
         r.problems.append(f"DASHSCOPE_BASE_URL={base_url!r} must start with http:// or https://.")
     db = Path(r.get("DATABASE_PATH") or "data/wanbot.sqlite3")
+    url = r.get("DATABASE_URL")
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        r.problems.append("DATABASE_URL must start with postgresql:// (leave it empty to use "
+                          "the SQLite file at DATABASE_PATH).")
     return {
+        "database_url": url,
         "region": region,
         "base_url": base_url.rstrip("/"),
         "database_path": db,

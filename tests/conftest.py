@@ -18,6 +18,7 @@ from bot.sim.server import SimConfig, Simulator, run_simulator
 from tests.asyncio_support import Unretrieved
 from tests.media_support import detailed_video
 from tests.net_support import FileServer, install_tripwire
+from tests.pg_support import pg_url  # noqa: F401 (a fixture: a PostgreSQL database per test)
 
 
 def make_image(size: tuple[int, int] = (640, 480), fmt: str = "PNG", mode: str = "RGB") -> bytes:

@@ -100,12 +100,13 @@ class Rig:
     session: aiohttp.ClientSession
     engines: list[Engine] = field(default_factory=list)
     client_timeout_s: float = 5.0  # real seconds, as aiohttp counts them
+    db_url: str | None = None  # a PostgreSQL database to use instead of the file at db_path
 
     @asynccontextmanager
     async def engine(self, deliverer: Recorder | None = None, policy: PollPolicy | None = None,
                      start: bool = True):
         """An engine on the rig's database; leaving the block stops it abruptly, like a crash."""
-        store = await Store.open(self.db_path)
+        store = await Store.open(self.db_url or self.db_path)
         # Back-off waits in clock seconds, like the engine's own.
         client: DashScope | KeyPool = DashScope(
             self.session, self.settings.base_url, self.sim.api_key,

@@ -162,3 +162,14 @@ def test_shards_and_the_health_port():
     with pytest.raises(ConfigError) as caught:
         load_settings({**BASE, "DISCORD_SHARD_IDS": "4", "HEALTH_PORT": "0"})
     assert len(caught.value.problems) == 2
+
+
+def test_database_url_selects_postgresql_and_stays_out_of_repr():
+    """DATABASE_URL is used over DATABASE_PATH; empty, the SQLite file stays; another scheme
+    is refused; the password never shows in the settings' repr."""
+    url = "postgresql://bot:s3cret@db:5432/wanbot"
+    s = load_settings({**BASE, "DATABASE_URL": url})
+    assert s.database == url and "s3cret" not in repr(s)
+    assert load_settings(BASE).database == Path("data/wanbot.sqlite3")
+    with pytest.raises(ConfigError, match="DATABASE_URL must start with postgresql://"):
+        load_settings({**BASE, "DATABASE_URL": "mysql://x/y"})

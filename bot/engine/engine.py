@@ -16,7 +16,9 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.engine.admission import Admission
 from bot.engine.cancels import Cancels
+from bot.engine.coordination import Coordination, Owns
 from bot.engine.guard import StorageGuard
 from bot.engine.jobs import (
     AT_PROVIDER,
@@ -34,7 +36,8 @@ from bot.engine.queue import Queues
 from bot.engine.records import ProgressRef
 from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
-from bot.engine.store import Store
+from bot.engine.shared import SharedCoordination
+from bot.engine.store import PostgresStore, Store
 from bot.engine.submitter import Submitter
 from bot.errors import ApiError, InputError, StorageError
 from bot.provider import catalog
@@ -47,7 +50,6 @@ STRANGE_LIMIT_S = 6 * 3600.0  # a task stuck in a status we do not know ends her
 SLOW_RETRIES = frozenset({"Throttling.AllocationQuota"})  # per-minute quota: a few tries only
 SLOW_TRIES = 5
 MAX_UNEXPECTED = 5  # tries before an unexplained submit failure fails the job
-SCAN_BEHIND = 32  # queued jobs looked at past one that waits for its own key's slot
 
 
 Listener = Callable[[JobUpdate], Awaitable[None]]
@@ -55,9 +57,20 @@ Check = Callable[[JobRequest, float], Awaitable[None]]  # raises to refuse a req
 
 
 class Engine:
-    def __init__(self, store: Store, client: DashScope | KeyPool, settings: Settings, *,
-                 clock: Clock | None = None, policy: PollPolicy | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: DashScope | KeyPool,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        policy: PollPolicy | None = None,
+        coordination: Coordination | None = None,
+    ) -> None:
         self.store = store
+        # Alone on SQLite; on a shared store, one leader among the processes (bot.engine.shared)
+        self.coord = coordination or (SharedCoordination(store) if isinstance(
+            store, PostgresStore) else Coordination())
         self.settings = settings
         self.clock = clock or Clock()
         self.keys = client if isinstance(client, KeyPool) else \
@@ -69,7 +82,8 @@ class Engine:
         self.guard.on_failure(self._halt)
         self.poller = Poller(store, self.keys, self.policy, self.clock, self._apply,
                              start=self.guard.start)
-        self.results = Results(store, self.keys, settings, self.clock, self._set, self._spawn)
+        self.results = Results(store, self.keys, settings, self.clock, self._set, self._spawn,
+                               claim=self.coord.claim)
         self.submitter = Submitter(store, self.keys, settings, self.clock)
         self.cancels = Cancels(store, self.keys, self.poller, self.clock, self._set,
                                self._slot_freed)
@@ -79,10 +93,10 @@ class Engine:
                                      sending=self.submitter.sending)
         self.queues = Queues()  # every model's queue, in memory, in fair order
         self._listeners: list[Listener] = []
-        self._blocked: dict[str, float] = {}  # "model@key" -> no submissions before this time
-        self._backoff: dict[str, float] = {}  # "model@key" -> current 429 back-off
-        self._deck: dict[str, int] = {}  # model -> tasks on deck beyond its slots (0: refused)
-        self._admit_wake = asyncio.Event()
+        self.admission = Admission(store, self.queues, self.coord, self.clock, settings,
+                                   self.keys, transition=self._set, submitter=self.submitter,
+                                   send=lambda job: self._spawn(self._submit(job)),
+                                   fail=self._fail)
         self._submit_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[None]] = []
         self._work: set[asyncio.Task[Any]] = set()
@@ -105,14 +119,23 @@ class Engine:
     async def start(self) -> None:
         for model in catalog.MODELS:
             await self._learn(model)
-        await self._queues_loaded()
+        self._loop(self.results.sweep_loop())
+        self._loop(self.guard.watch_file())
+        await self.coord.start(self, self._loop)  # leads now, or when the leader goes
+
+    async def lead(self) -> None:
+        """Admit, submit and poll: alone, or as the leader of the processes sharing the store
+        (which then reads the queue afresh: the last leader's admissions are in the store)."""
+        await self.queues.load(self.store, catalog.MODELS, again=self.coord.shared)
+        if self.coord.shared:
+            self.limiter.fill()
         await self._recover()
-        self._loops = [
-            self.guard.start(self._admit_loop(), name="engine-admit"),
-            self.guard.start(self.poller.run(), name="engine-poll"),
-            self.guard.start(self.results.sweep_loop(), name="engine-sweep"),
-            self.guard.start(self.guard.watch_file(), name="engine-storage"),
-        ]
+        self._loop(self.admission.run())
+        self._loop(self.poller.run())
+
+    def _loop(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        self._loops.append(self.guard.start(coro, name=f"engine-{coro.__qualname__}"))
+        return self._loops[-1]
 
     async def stop(self) -> None:
         """Stop at once. Whatever was in flight is in the store and resumes on the next start."""
@@ -120,6 +143,7 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.coord.stop()
         await self.poller.close()
         self.results.encoder.close()
         self._loops.clear()
@@ -135,19 +159,43 @@ class Engine:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def set_deliverer(self, platform: str, deliverer: Deliverer) -> None:
-        """Register a front end's way to post results; results waiting for it go out now."""
-        self.results.register(platform, deliverer)
+    def set_deliverer(self, platform: str, deliverer: Deliverer, owns: Owns | None = None
+                      ) -> None:
+        """Register a front end's way to post results; results waiting for it go out now.
+        With several processes, `owns(job)` says which of the platform's jobs this process's
+        front end serves (e.g. a Discord shard: its guilds'); default all."""
+        self.results.register(platform, deliverer, owns)
+
+    # --- several processes (bot.engine.shared) ----------------------------------------------
+
+    async def heard(self, job: Job) -> None:
+        """Another process created or moved this job: follow it here."""
+        self.queues.update(job)
+        if job.terminal:
+            self.poller.forget(job.id)
+            self._slot_freed(job)
+        elif job.state is JobState.QUEUED:
+            self.admission.wake()
+        if job.state in (JobState.SUCCEEDED, JobState.FITTING, JobState.DELIVERING):
+            self._spawn(self.results.resume(job))
+        await self.changed(job)
+
+    def can_act(self, job: Job) -> bool:
+        return self.results.serves(job)
+
+    async def recount(self) -> None:
+        if await self.queues.recount(self.store, catalog.MODELS):
+            self.admission.wake()
 
     # --- what front ends call --------------------------------------------------------------
 
     async def submit(self, request: JobRequest, check: Check | None = None) -> JobUpdate:
         """Queue a job; returns at once with its id and place in the queue.
 
-        `check` (a team's limits) runs under a lock with the insert, so requests made at the
-        same moment cannot pass a limit together."""
+        `check` (a team's limits) runs under a lock with the insert (the team's, across
+        processes), so requests made at the same moment cannot pass a limit together."""
         await self._queues_loaded()
-        async with self._submit_lock:
+        async with self._submit_lock, self.coord.intake(request.team_id):
             now = self.clock.now()
             if check is not None:
                 await check(request, now)
@@ -155,6 +203,7 @@ class Engine:
             job = Job(id=new_job_id(), state=JobState.QUEUED, created_at=now, updated_at=now,
                       **{**request.__dict__, "api_key_id": bound})
             try:
+                await self.coord.created(job)  # leased first: nobody takes it over meanwhile
                 await self.store.insert_job(job)
             except StorageError as exc:
                 self.guard.fail(exc)  # the front end hears it as well (raised to its caller)
@@ -163,7 +212,7 @@ class Engine:
         log.info("job %s queued: %s %s by %s", job.id, job.command, job.model, job.user_id)
         update = await self.update_for(job)
         await self.changed(job)
-        self._admit_wake.set()
+        self.admission.wake()
         return update
 
     async def cancel(self, job_id: str) -> CancelOutcome:
@@ -229,60 +278,6 @@ class Engine:
 
     # --- admission -------------------------------------------------------------------------
 
-    async def _admit_loop(self) -> None:
-        while True:
-            self._admit_wake.clear()
-            try:
-                await self._admit_all()
-            except StorageError:
-                raise  # fatal: the guard stops the engine
-            except Exception:
-                log.exception("admission failed; retrying")
-            await self.clock.wait(self._admit_wake, self._next_unblock())
-
-    def _next_unblock(self) -> float | None:
-        now = self.clock.now()
-        waits = [t - now for t in self._blocked.values() if t > now]
-        return min(waits) if waits else None
-
-    async def _admit_all(self) -> None:
-        """Give each model's free slots, key by key, to the first jobs in its queue."""
-        now = self.clock.now()
-        for model in self.queues.waiting():
-            free = self.keys.free(model, await self.store.count_by_key(AT_PROVIDER, model),
-                                  self._deck.get(model, self.settings.on_deck),
-                                  lambda key, m=model: self._blocked.get(f"{m}@{key}", 0) > now)
-            queue = self.queues.get(model)
-            while any(free.values()) and (job_id := queue.peek()) is not None:
-                job = await self.store.get_job(job_id)
-                if job is not None and not await self._admit(job, free):
-                    await self._admit_behind(model, free)
-                    break
-                queue.remove(job_id)  # if it was no longer queued in the store after all
-
-    async def _admit_behind(self, model: str, free: dict[str, int]) -> None:
-        """The first job waits for its own key's slot; jobs behind it other keys can take go."""
-        for job_id in self.queues.get(model).front(SCAN_BEHIND)[1:]:
-            job = await self.store.get_job(job_id)
-            if job is not None and any(free.values()) and await self._admit(job, free):
-                self.queues.get(model).remove(job_id)
-
-    async def _admit(self, job: Job, free: dict[str, int]) -> bool:
-        """Send the job with a key that has room (taking it from `free`); False: none has."""
-        if self.keys.stranded(job):  # its inputs live with a refused key: nobody else reads them
-            await self._fail(job, "InvalidApiKey", f"its inputs were uploaded with API key "
-                             f"{job.api_key_id}, which the provider refused; ask again")
-            return True
-        if (key := self.keys.place(job, free)) is None:
-            return False
-        free[key] -= 1
-        admitted = await self._set(job, JobState.SUBMITTING, expect=[JobState.QUEUED],
-                                   submitted_at=self.clock.now(), attempts=job.attempts + 1,
-                                   api_key_id=key)
-        if admitted:
-            self._spawn(self._submit(admitted))
-        return True
-
     async def _submit(self, job: Job) -> None:
         try:
             task = await self.submitter.send(job)
@@ -308,7 +303,7 @@ class Engine:
         if refused(exc) and self.keys.of(job).aside:  # the others take it
             await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None,
                             api_key_id=job.api_key_id if self.keys.bound(job) else None)
-            self._admit_wake.set()
+            self.admission.wake()
         elif exc.maybe_created:
             # The request may have reached the provider: find out before sending it again.
             log.warning("job %s: create may have succeeded (%s); reconciling", job.id, exc.code)
@@ -319,36 +314,26 @@ class Engine:
             await self._fail(job, exc.code, exc.message)
 
     async def _requeue(self, job: Job, exc: ApiError) -> None:
-        """The model's slots are full at the key's account (or it is busy): wait, retry."""
-        pause = f"{job.model}@{self.keys.of(job).id}"
-        backoff = min(max(self._backoff.get(pause, 5.0) * 2, 10.0), 300.0)
-        if exc.retry_after_s:
-            backoff = min(max(exc.retry_after_s, 1.0), 3600.0)  # an absurd one: not for ever
-        self._backoff[pause] = backoff
-        if exc.status == 429 and self._deck.get(job.model, self.settings.on_deck):
-            log.info("model %s: the provider refuses tasks beyond its slots; none on deck",
-                     job.model)
-            self._deck[job.model] = 0
-        self._blocked[pause] = self.clock.now() + backoff
-        log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, pause, backoff)
+        """The model's slots are full at the key's account (or it is busy): wait, then retry."""
+        self.admission.pause(job, exc)
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None)
-        self._admit_wake.set()
+        self.admission.wake()
 
     async def _reconcile(self, model: str) -> None:
         await self.reconciler.reconcile(model)
-        self._admit_wake.set()
+        self.admission.wake()
 
     async def _resend(self, job: Job) -> None:
         """The provider never got this job: back to the queue, to be sent again."""
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING])
-        self._admit_wake.set()
+        self.admission.wake()
 
     async def _lost(self, job: Job) -> None:
         await self._fail(job, "Unreconciled", "sent over a day ago; the task list no longer "
                                               "reaches that far")
 
     async def _record_task(self, job: Job, task: Task) -> None:
-        self._backoff.pop(f"{job.model}@{self.keys.of(job).id}", None)
+        self.admission.accepted(job)
         state = JobState.RUNNING if task.status is TaskStatus.RUNNING else JobState.PENDING
         saved = await self._set(job, state, expect=[JobState.SUBMITTING], task_id=task.task_id)
         if saved is None:
@@ -426,8 +411,7 @@ class Engine:
         self._slot_freed(job)
 
     def _slot_freed(self, job: Job) -> None:
-        self._blocked.pop(f"{job.model}@{self.keys.of(job).id}", None)
-        self._admit_wake.set()
+        self.admission.freed(job)
 
     async def _key_refused(self, account: Account) -> None:
         """A key was set aside: its tasks can no longer be asked about, so they end here."""
@@ -436,7 +420,7 @@ class Engine:
                 self.poller.forget(job.id)
                 await self._fail(job, "InvalidApiKey", f"the provider refused API key "
                                  f"{account.id}, which holds this task; it cannot be followed")
-        self._admit_wake.set()
+        self.admission.wake()
 
     async def _learn(self, model: str) -> None:
         self.policy.learn(model, await self.store.durations(model))
@@ -468,19 +452,22 @@ class Engine:
 
     async def _set(self, job: Job, state: JobState, *, expect: Any, **changes: Any) -> Job | None:
         """Move a job to `state` if it is still in `expect`; tell the listeners."""
+        self.coord.wrote(job.id, state)  # first: its wake-up may come back before the answer
         saved = await self.store.update_job(
             job.id, expect=expect, state=state, updated_at=self.clock.now(), **changes
         )
-        if saved is not None:
-            self.queues.update(saved)
-            self.metrics.moved(saved)
-            await self.changed(saved)
+        if saved is None:
+            self.coord.unwrote(job.id, state)
+            return None
+        self.queues.update(saved)
+        self.metrics.moved(saved)
+        await self.changed(saved)
         return saved
 
     async def changed(self, job: Job) -> None:
         """Tell listeners (also of a change made outside the engine: a chain video)."""
-        if not self._listeners:
-            return
+        if not self._listeners or not self.coord.speaks_for(job.id):
+            return  # no front end here, or another process's job to show
         update = await self.update_for(job)
         for listener in list(self._listeners):
             try:

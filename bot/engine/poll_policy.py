@@ -211,6 +211,12 @@ class QueryLimiter:
         self._sent: list[float] = []
         self.peak = 0
 
+    def fill(self) -> None:
+        """Count a full second's queries as just sent: a new leader's first second may follow
+        the last one's (dead, but its queries still count against the account)."""
+        now = self.clock.now()
+        self._sent = [now] * self.limit
+
     async def acquire(self) -> None:
         while True:
             now = self.clock.now()

@@ -232,12 +232,14 @@ class Queues:
         self._seq = itertools.count()
         self._loading = asyncio.Lock()
         self.loaded = False
+        self._suspect: set[str] = set()  # models whose count differed from the store's once
 
-    async def load(self, store: Store, models: Iterable[str]) -> None:
+    async def load(self, store: Store, models: Iterable[str], *, again: bool = False) -> None:
         """Read each model's queue and when each team and user was last served, once: from
-        then on the events keep it. Callers that come meanwhile wait for the first read."""
+        then on the events keep it. Callers that come meanwhile wait for the first read.
+        `again`: read it afresh (a new leader: the last one's admissions are in the store)."""
         async with self._loading:
-            if self.loaded:
+            if self.loaded and not again:
                 return
             for model in models:
                 teams = await store.last_admitted(model, "team_id")
@@ -251,6 +253,16 @@ class Queues:
                     queue.version += before.version  # versions only grow: readers compare them
                 self._models[model] = queue
             self.loaded = True
+
+    async def recount(self, store: Store, models: Iterable[str]) -> bool:
+        """Another process's wake-up may have been missed: read the queues afresh if a model's
+        count differs from the store's twice running (once may be a wake-up on its way)."""
+        differ = {m for m in models if await store.count_in([JobState.QUEUED], m)
+                  != len(self.get(m))}
+        stale, self._suspect = differ & self._suspect, differ
+        if stale:
+            await self.load(store, sorted(stale), again=True)
+        return bool(stale)
 
     def get(self, model: str) -> ModelQueue:
         return self._models.setdefault(model, ModelQueue({}, {}))

@@ -40,6 +40,7 @@ SWEEP_EVERY_S = 3600.0
 DISK_TRIES = 6  # failed writes of a video to our disk before its job fails (over 2.5 min)
 
 Transition = Callable[..., Awaitable[Job | None]]  # engine's guarded write + notify
+Claim = Callable[[Job], Awaitable[bool]]  # may this process act for the job (its lease)?
 
 
 class Deliverer(Protocol):
@@ -58,30 +59,56 @@ class Deliverer(Protocol):
 
 class Results:
     def __init__(self, store: Store, keys: KeyPool, settings: Settings, clock: Clock,
-                 transition: Transition, spawn: Callable[[Coroutine[Any, Any, Any]], None]
-                 ) -> None:
+                 transition: Transition, spawn: Callable[[Coroutine[Any, Any, Any]], None],
+                 *, claim: Claim | None = None) -> None:
         self.store = store
         self.keys = keys
         self.settings = settings
         self.clock = clock
         self.transition = transition
         self.spawn = spawn
+        self.claim = claim or _always
         self.deliverers: dict[str, Deliverer] = {}
         self.encoder = EncodePool(settings.encode_workers)
-        self._busy: set[str] = set()  # jobs between `succeeded` and `delivering` here
         # told (job id, share of frames done) as videos are re-encoded: for showing progress
         self.fit_listeners: list[Callable[[str, float], None]] = []
+        self.owners: dict[str, Callable[[Job], bool]] = {}
+        self._working: set[str] = set()  # jobs being fetched or delivered by this process
 
-    def register(self, platform: str, deliverer: Deliverer) -> None:
-        """A front end's way to post; what waited for it goes out now."""
+    def register(self, platform: str, deliverer: Deliverer,
+                 owns: Callable[[Job], bool] | None = None) -> None:
+        """A front end's way to post (and which of the platform's jobs are its own, when
+        processes share the queue: `owns`, else the deliverer's own `owns` if it has one);
+        what waited for it goes out now."""
         self.deliverers[platform] = deliverer
+        self.owners[platform] = owns or getattr(deliverer, "owns", None) or (lambda job: True)
         self.spawn(self._deliver_waiting(platform))
 
+    def serves(self, job: Job) -> bool:
+        """Whether this process runs the job's front end, and that front end owns the job."""
+        owns = self.owners.get(job.platform)
+        return owns is not None and owns(job)
+
     async def finish(self, job: Job) -> None:
-        """Fetch the video, then deliver it."""
-        fetched = await self._download(job)
-        if fetched is not None and fetched.state is JobState.SUCCEEDED:
-            await self._deliver(fetched)
+        """Fetch the video, then deliver it (or, after a crash mid-post, look for the post
+        first). Once at a time per job here, and only with its lease (see `claim`)."""
+        if job.id in self._working:
+            return
+        self._working.add(job.id)
+        try:
+            if not await self.claim(job):
+                return  # another process acts for this job
+            job = await self.store.get_job(job.id) or job  # as it is now, not as it was
+            fetched = await self._download(job) if not job.terminal else None
+            deliverer = self.deliverers.get(job.platform) if self.serves(job) else None
+            if fetched is not None and fetched.state in (JobState.SUCCEEDED, JobState.FITTING):
+                await self._deliver(fetched)
+            elif fetched is not None and fetched.state is JobState.DELIVERING and deliverer:
+                await self._post(fetched, deliverer, check_first=True)
+        finally:
+            self._working.discard(job.id)
+
+    resume = finish
 
     async def _download(self, job: Job) -> Job | None:
         if job.video_path and await asyncio.to_thread(os.path.exists, job.video_path):
@@ -111,34 +138,23 @@ class Results:
     def _link_dead(self, job: Job) -> bool:
         return self.clock.now() - (job.finished_at or 0) > RESULT_TTL_S
 
-    def _ours(self, job: Job) -> Deliverer | None:
-        """The deliverer of the job's front end, if this process delivers the job: one that
-        has `owns(job)` (Discord with shards split over processes) may leave it to another."""
-        deliverer = self.deliverers.get(job.platform)
-        owns = getattr(deliverer, "owns", None)
-        return None if deliverer is None or (owns is not None and not owns(job)) else deliverer
-
     async def _deliver(self, job: Job) -> None:
-        deliverer = self._ours(job)
+        """Fit the video to where it goes if it is too big, then post it (finish() makes
+        sure only one call at a time works on a job here)."""
+        deliverer = self.deliverers.get(job.platform) if self.serves(job) else None
         if deliverer is None:
             return  # delivered when its front end registers (or by the process that owns it)
-        if job.id in self._busy:
-            return  # already on its way (a restart's two paths can both find it)
-        self._busy.add(job.id)
-        try:
-            limit = deliverer.upload_limit(job)
-            size = await asyncio.to_thread(_size, Path(job.video_path or ""))
-            fit = None
-            if limit is not None and size is not None and size > limit:
-                fitting = await self.transition(job, JobState.FITTING,
-                                                expect=[JobState.SUCCEEDED, JobState.FITTING])
-                if fitting is None:
-                    return  # canceled meanwhile
-                fit = await self._fit(fitting, limit)
-            moved = await self.transition(job, JobState.DELIVERING,
-                                          expect=[JobState.SUCCEEDED, JobState.FITTING], fit=fit)
-        finally:
-            self._busy.discard(job.id)
+        limit = deliverer.upload_limit(job)
+        size = await asyncio.to_thread(_size, Path(job.video_path or ""))
+        fit = None
+        if limit is not None and size is not None and size > limit:
+            fitting = await self.transition(job, JobState.FITTING,
+                                            expect=[JobState.SUCCEEDED, JobState.FITTING])
+            if fitting is None:
+                return  # canceled meanwhile
+            fit = await self._fit(fitting, limit)
+        moved = await self.transition(job, JobState.DELIVERING,
+                                      expect=[JobState.SUCCEEDED, JobState.FITTING], fit=fit)
         if moved is not None:
             await self._post(moved, deliverer, check_first=False)
         elif fit is not None:  # canceled while it was encoded: nobody needs what was made
@@ -201,13 +217,8 @@ class Results:
     async def _deliver_waiting(self, platform: str) -> None:
         waiting = [JobState.SUCCEEDED, JobState.FITTING, JobState.DELIVERING]
         for job in await self.store.jobs_in(waiting):
-            deliverer = self._ours(job)
-            if job.platform != platform or not job.video_path or deliverer is None:
-                continue
-            if job.state is JobState.DELIVERING:
-                self.spawn(self._post(job, deliverer, check_first=True))
-            else:
-                self.spawn(self._deliver(job))
+            if job.platform == platform:
+                self.spawn(self.finish(job))
 
     async def sweep_loop(self) -> None:
         """Now and then, delete videos nobody needs any more (disks are not infinite)."""
@@ -241,6 +252,10 @@ class Results:
             log.info("job %s: %s again in %.0f s", job_id, what, wait)
             await self.clock.sleep(wait)
             wait = min(wait * 2, LAST_RETRY_S)
+
+
+async def _always(job: Job) -> bool:
+    return True
 
 
 def _unlink(path: Path) -> None:

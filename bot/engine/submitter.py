@@ -35,6 +35,10 @@ class Submitter:
         or it failed: reconciliation leaves such a job, and what it may have made, alone."""
         return job_id in self._sending
 
+    def reserve(self, job_id: str) -> None:
+        """The job is about to be admitted: `sending` from now on (see Admission)."""
+        self._sending.add(job_id)
+
     def sent(self, job_id: str) -> None:
         """The answer to the job's create is recorded (its task id is in the store)."""
         self._sending.discard(job_id)

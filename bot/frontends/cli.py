@@ -283,7 +283,7 @@ def _outcome(job: Job | None) -> int:
 async def check(settings: Settings) -> int:
     """Prove every key works with one cheap authenticated call each (listing the last hour's
     tasks), and that the database can be used (StorageError if not)."""
-    await (await Store.open(settings.database_path)).close()
+    await (await Store.open(settings.database)).close()
     pooled = len(settings.keys) > 1
     failed = 0
     async with aiohttp.ClientSession() as session:

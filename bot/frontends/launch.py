@@ -80,7 +80,7 @@ async def run(settings: Settings) -> None:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.http_timeout_s,
                                     sock_read=settings.http_timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as http:
-        store = await Store.open(settings.database_path)
+        store = await Store.open(settings.database)
         try:
             engine = Engine(store, KeyPool.build(settings, http), settings)
             fronts = front_ends(settings, engine, store, http)
@@ -159,6 +159,29 @@ def main(argv: list[str]) -> int:
     except (aiohttp.ClientError, OSError) as exc:
         log.error("Could not reach a chat service (%s). Check the network and try again.", exc)
         return 1
+    return 0
+
+
+def migrate(argv: list[str]) -> int:
+    """`python -m bot migrate`: bring the database (DATABASE_URL, else DATABASE_PATH) to the
+    latest schema and say which version it is at. Every start migrates too; this lets an
+    operator do it once, before starting several processes or after a backup."""
+    settings = settings_or_exit(need_chat=False, need_key=False, known_models=catalog.MODELS)
+    setup_logging("INFO", [settings.database_url])
+
+    async def run_migrations() -> tuple[str, int]:
+        store = await Store.open(settings.database)
+        try:
+            return store.backend, await store.schema_version()
+        finally:
+            await store.close()
+
+    try:
+        backend, version = asyncio.run(run_migrations())
+    except StorageError as exc:
+        print(f"error: wanbot cannot use its database {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: the {backend} database is at schema version {version}")
     return 0
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -173,7 +174,8 @@ class Simulator:
                 body = raw.decode(errors="replace")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS}
         route = request.match_info.route.name or "unknown"
-        entry = SimRequest(request.method, request.path, route, dict(request.query), headers, body)
+        entry = SimRequest(request.method, request.path, route, dict(request.query), headers, body,
+                           at=time.time())
         self.requests.append(entry)
         return entry
 

@@ -143,6 +143,7 @@ class SimRequest:
     headers: dict[str, str]
     body: Any
     status: int | None = None  # None: not answered (dropped connection)
+    at: float = 0.0  # when it arrived (the wall clock): rates across clients are checked on it
 
 
 @dataclass(eq=False)

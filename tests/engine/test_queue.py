@@ -109,7 +109,7 @@ async def test_places_move_up_after_an_admission_and_a_cancel(rig):
     async with rig.engine(start=False) as engine:
         ids = [(await engine.submit(kf2v_request(rig.sim, f"u{i}"))).job.id for i in range(5)]
         assert await places(engine, ids) == [1, 2, 3, 4, 5]
-        await engine._admit_all()
+        await engine.admission.admit_all()
         await engine.cancel(ids[2])
         assert await places(engine, ids) == [None, 1, None, 2, 3]
         assert (await engine.store.get_job(ids[0])).state in AT_PROVIDER
@@ -130,7 +130,7 @@ async def test_a_restart_rebuilds_the_same_queue_from_the_store(rig):
         for user, team in [("a", "t1"), ("a", "t1"), ("b", "t1"), ("c", "t2"), ("c", "t2"),
                            ("d", "t3"), ("a", "t1"), ("b", "t1")]:
             await engine.submit(kf2v_request(rig.sim, user, team))
-        await engine._admit_all()
+        await engine.admission.admit_all()
         before = [u.job.id for u in (await engine.queue())[MODEL]]
     store = await Store.open(rig.db_path)
     try:

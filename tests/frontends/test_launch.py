@@ -39,7 +39,7 @@ async def test_discord_and_slack_share_one_engine(stack: Stack, fake_slack: Fake
         stack.settings, slack_bot_token=fake_slack.bot_token,
         slack_app_token=fake_slack.app_token, slack_api_url=fake_slack.api_url,
         concurrency={MODEL: 1})
-    store = await Store.open(settings.database_path)
+    store = await Store.open(settings.database)
     for team in (str(stack.fake.guild.id), f"slack:{fake_slack.team_id}"):
         await teams.save(store, team, NO_LIMITS)
     client = DashScope(stack.session, settings.base_url, settings.dashscope_api_key, timeout_s=5)

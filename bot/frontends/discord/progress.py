@@ -291,7 +291,8 @@ class ProgressBoard:
                 if since_s:
                     await self._follow_queued()
                 since = self.clock.now() - since_s if since_s else None
-                jobs = [j for j in await to_refresh(self.store, "discord", since)
+                jobs = [j for j in await to_refresh(self.store, "discord", since,
+                                                    self.engine.coord.speaks_for)
                         if j.state is not JobState.QUEUED]  # places: see `places`
                 for update in await self.engine.updates_for(jobs):
                     self._want(update, REFRESH)
@@ -303,7 +304,8 @@ class ProgressBoard:
     async def _follow_queued(self) -> None:
         for job_id, model, stored in await self.store.progress_refs(JobState.QUEUED):
             ref = ProgressRef.from_dict(stored)
-            if job_id not in self._refs and ref.platform == "discord":
+            if (job_id not in self._refs and ref.platform == "discord"
+                    and self.engine.coord.speaks_for(job_id)):
                 self._refs[job_id] = ref
                 self.places.follow(job_id, model)
         self._wake.set()

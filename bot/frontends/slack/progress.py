@@ -158,7 +158,7 @@ class SlackProgress:
         while True:
             try:
                 since = self.clock.now() - since_s if since_s else None
-                jobs = await to_refresh(self.store, "slack", since)
+                jobs = await to_refresh(self.store, "slack", since, self.engine.coord.speaks_for)
                 for update in await self.engine.updates_for(jobs):
                     await self.on_update(update)
             except Exception:
