@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from slot_gaps import gap_table, summary, turnovers
 
 from bot.clock import ScaledClock
 from bot.config import Settings
@@ -237,6 +238,7 @@ def measure_shape(run: Run, engine: Engine, jobs: list[Job], sim: Simulator) -> 
         "queries_per_job": engine.queries / len(jobs),
         "utilisation": max(ratios),
         "failed": sum(1 for j in jobs if j.state is not JobState.DELIVERED),
+        "gaps": summary(turnovers(jobs, sim, MODELS)),
     }
 
 
@@ -279,7 +281,8 @@ def collect_shape(shape: str) -> dict[str, Any]:
     procs = {p: spawn(p, shape) for p in POLICIES}
     out = {p: json.loads(proc.communicate()[0]) for p, proc in procs.items()}
     result: dict[str, Any] = {"median_s": out["ours"]["median_s"]}
-    result.update({key: {p: out[p][key] for p in POLICIES} for key in (*FIGURES, "failed")})
+    result.update({key: {p: out[p][key] for p in POLICIES}
+                   for key in (*FIGURES, "failed", "gaps")})
     return result
 
 
@@ -342,6 +345,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--distribution", choices=DISTRIBUTIONS,
                         help="run only this distribution of durations")
+    parser.add_argument("--gaps", action="store_true",
+                        help="also print where each slot turnover's time goes, by step")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -359,6 +364,8 @@ def main() -> None:
     if not args.distribution:
         print(table(result, time.monotonic() - started))
     print(shape_table(result["distributions"]))
+    if args.gaps:
+        print(gap_table({n: r["gaps"] for n, r in result["distributions"].items()}))
 
 
 if __name__ == "__main__":
