@@ -58,6 +58,9 @@ SCALE = 150.0  # simulated seconds per real second
 MODELS = {"wan2.2-kf2v-flash": 2, "wan2.2-i2v-flash": 2, "wan2.1-kf2v-plus": 1}
 SHARE = {"wan2.2-kf2v-flash": 0.4, "wan2.2-i2v-flash": 0.4, "wan2.1-kf2v-plus": 0.2}
 POLICIES = {"ours": HistoryPolicy, "sdk": SdkSchedule, "fixed15": lambda: FixedInterval(15.0)}
+# --over-limit queue: the provider holds tasks beyond the slots PENDING; each variant is a
+# policy and its ON_DECK. "no-deck" is the baseline the deck is measured against.
+DECK_VARIANTS = {"ours": ("ours", 1), "no-deck": ("ours", 0), "sdk": ("sdk", 1)}
 DONE = {JobState.DELIVERED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED}
 DISTRIBUTIONS = {  # name -> the simulator's duration spec (bot.sim.durations)
     "constant-3s": "constant:3",
@@ -139,23 +142,26 @@ class Run:
     drawn from `shape` (a bot.sim.durations spec)."""
 
     def __init__(self, policy: PollPolicy, folder: Path, concurrency: dict[str, int],
-                 shape: str = DEFAULT_SHAPE, scale: float = SCALE) -> None:
+                 shape: str = DEFAULT_SHAPE, scale: float = SCALE, *,
+                 over_limit: str = "reject", on_deck: int = 1) -> None:
         self.policy = policy
         self.folder = folder
         self.concurrency = concurrency
         self.shape = shape
         self.clock = ScaledClock(scale)
+        self.over_limit = over_limit
+        self.on_deck = on_deck
 
     def sim_config(self) -> SimConfig:
         return SimConfig(clock=self.clock.now, time_scale=1.0, pending_s=0.0,
                          running_s=Durations.parse(self.shape, seed=7),
-                         concurrency=dict(self.concurrency), over_limit="reject")
+                         concurrency=dict(self.concurrency), over_limit=self.over_limit)
 
     def settings(self, sim: Simulator) -> Settings:
         return Settings(dashscope_api_key=sim.api_key, base_url=sim.base_url,
                         database_path=self.folder / "bench.sqlite3",
                         video_dir=self.folder / "videos", max_qps=QPS_CAP,
-                        concurrency=dict(self.concurrency))
+                        concurrency=dict(self.concurrency), on_deck=self.on_deck)
 
     async def __call__(self, jobs: list[tuple[str, int]]) -> tuple[Engine, list[Job], Simulator]:
         async with run_simulator(self.sim_config()) as sim, aiohttp.ClientSession() as http:
@@ -221,15 +227,20 @@ def no_delay_makespan(durations: list[float], slots: int) -> float:
 
 
 def measure_shape(run: Run, engine: Engine, jobs: list[Job], sim: Simulator) -> dict[str, Any]:
-    """The figures of one distribution: delays, queries and slot time lost to polling."""
+    """The figures of one distribution: delays, queries and slot time lost to polling.
+
+    The ideal is made of the time each task held a slot at the provider (not of its time there:
+    a task held PENDING on deck waits there without costing the slot anything)."""
     ends = {t.task_id: t.end_at for t in sim.tasks.values()}
+    held = {t.task_id: t.end_at - t.scheduled for t in sim.tasks.values()
+            if t.scheduled is not None}
     delays = sorted(j.finished_at - ends[j.task_id] for j in jobs
                     if j.task_id in ends and j.finished_at)
     ratios = []
     for model, slots in MODELS.items():
         mine = sorted((j for j in jobs if j.model == model), key=lambda j: j.submitted_at or 0)
         makespan = max(j.finished_at or 0 for j in mine) - run.start
-        ideal = no_delay_makespan([j.provider_seconds or 0 for j in mine], slots)
+        ideal = no_delay_makespan([held.get(j.task_id or "", 0.0) for j in mine], slots)
         ratios.append(makespan / ideal)
     return {
         "median_s": statistics.median(j.provider_seconds or 0 for j in jobs),
@@ -242,15 +253,16 @@ def measure_shape(run: Run, engine: Engine, jobs: list[Job], sim: Simulator) -> 
     }
 
 
-async def child(policy_name: str, shape_name: str | None) -> dict[str, Any]:
+async def child(variant: str, shape_name: str | None, over_limit: str) -> dict[str, Any]:
+    policy_name, on_deck = DECK_VARIANTS[variant] if over_limit == "queue" else (variant, 1)
     with tempfile.TemporaryDirectory() as folder:
         if shape_name is None:
             run = Run(POLICIES[policy_name](), Path(folder), MODELS)
             engine, jobs, sim = await run(workload(random.Random(1)))
             return measure(run, engine, jobs, sim)
         scale = SCALES.get(shape_name, DISTRIBUTION_SCALE)
-        run = Run(POLICIES[policy_name](), Path(folder), MODELS,
-                  DISTRIBUTIONS[shape_name], scale)
+        run = Run(POLICIES[policy_name](), Path(folder), MODELS, DISTRIBUTIONS[shape_name],
+                  scale, over_limit=over_limit, on_deck=on_deck)
         engine, jobs, sim = await run(workload(random.Random(1))[:DISTRIBUTION_JOBS])
         return measure_shape(run, engine, jobs, sim)
 
@@ -270,19 +282,28 @@ async def fairness() -> dict[str, Any]:
                 "slot_turnover_s": turnover, "admitted_before": admitted.index(b)}
 
 
-def spawn(kind: str, shape: str | None = None) -> subprocess.Popen[str]:
+def spawn(kind: str, shape: str | None = None,
+          over_limit: str = "reject") -> subprocess.Popen[str]:
     extra = ["--distribution", shape] if shape else []
-    return subprocess.Popen([sys.executable, __file__, "--child", kind, *extra],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, __file__, "--child", kind, *extra,
+                             "--over-limit", over_limit], stdout=subprocess.PIPE, text=True)
 
 
-def collect_shape(shape: str) -> dict[str, Any]:
-    """One distribution, its three policies at once (like with like on a noisy machine)."""
-    procs = {p: spawn(p, shape) for p in POLICIES}
+def variants(over_limit: str) -> list[str]:
+    return list(DECK_VARIANTS if over_limit == "queue" else POLICIES)
+
+
+def collect_shape(shape: str, over_limit: str = "reject") -> dict[str, Any]:
+    """One distribution, its three variants at once (like with like on a noisy machine)."""
+    names = variants(over_limit)
+    procs = {p: spawn(p, shape, over_limit) for p in names}
     out = {p: json.loads(proc.communicate()[0]) for p, proc in procs.items()}
     result: dict[str, Any] = {"median_s": out["ours"]["median_s"]}
-    result.update({key: {p: out[p][key] for p in POLICIES}
+    result.update({key: {p: out[p][key] for p in names}
                    for key in (*FIGURES, "failed", "gaps")})
+    if over_limit == "queue":  # what the deck buys: makespan with it over without it
+        util = result["utilisation"]
+        result["deck_gain"] = util["ours"] / util["no-deck"]
     return result
 
 
@@ -326,17 +347,21 @@ def table(r: dict[str, Any], wall_s: float) -> str:
     return "\n".join(rows)
 
 
-def shape_table(shapes: dict[str, dict[str, Any]]) -> str:
-    """One row per distribution: ours / sdk / fixed15 for each figure."""
-    rows = [f"{'distribution':16}{'median':>8}  {'mean delay s':>18}  {'p95 delay s':>18}"
-            f"  {'queries/job':>18}  {'makespan/no-delay':>20}",
-            f"{'':16}{'s':>8}  " + "  ".join(f"{'ours/sdk/fix15':>18}" for _ in range(3))
-            + f"  {'ours/sdk/fix15':>20}"]
+def shape_table(shapes: dict[str, dict[str, Any]], over_limit: str = "reject") -> str:
+    """One row per distribution: each variant (ours / sdk / fixed15) for each figure."""
+    names = variants(over_limit)
+    heading = "/".join("fix15" if p == "fixed15" else p for p in names)
+    rows = [f"{'distribution':16}{'median':>8}  {'mean delay s':>20}  {'p95 delay s':>20}"
+            f"  {'queries/job':>20}  {'makespan/no-delay':>22}",
+            f"{'':16}{'s':>8}  " + "  ".join(f"{heading:>20}" for _ in range(3))
+            + f"  {heading:>22}"]
     for name, r in shapes.items():
-        cells = ["/".join(f"{r[key][p]:.{2 if key == 'utilisation' else 1}f}" for p in POLICIES)
+        cells = ["/".join(f"{r[key][p]:.{2 if key == 'utilisation' else 1}f}" for p in names)
                  for key in FIGURES]
-        rows.append(f"{name:16}{r['median_s']:>8.1f}  {cells[0]:>18}  {cells[1]:>18}"
-                    f"  {cells[2]:>18}  {cells[3]:>20}")
+        rows.append(f"{name:16}{r['median_s']:>8.1f}  {cells[0]:>20}  {cells[1]:>20}"
+                    f"  {cells[2]:>20}  {cells[3]:>22}")
+        if "deck_gain" in r:
+            rows[-1] += f"  deck: {r['deck_gain']:.3f}x the makespan without"
     return "\n".join(rows)
 
 
@@ -345,28 +370,35 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--distribution", choices=DISTRIBUTIONS,
                         help="run only this distribution of durations")
+    parser.add_argument("--shapes-only", action="store_true",
+                        help="skip the 200-job workload and fairness: only the distributions")
+    parser.add_argument("--over-limit", choices=("reject", "queue"), default="reject",
+                        help="what the simulator does with a create beyond a model's slots; "
+                             "queue: only the distributions, with ON_DECK=1 (ours, sdk) "
+                             "against ON_DECK=0 (no-deck)")
     parser.add_argument("--gaps", action="store_true",
                         help="also print where each slot turnover's time goes, by step")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         work = (fairness() if args.child == "fairness"
-                else child(args.child, args.distribution))
+                else child(args.child, args.distribution, args.over_limit))
         print(json.dumps(asyncio.run(work)))
         return
     started = time.monotonic()
-    result = {} if args.distribution else collect()
+    only_shapes = args.distribution or args.shapes_only or args.over_limit == "queue"
+    result = {} if only_shapes else collect()
     names = [args.distribution] if args.distribution else list(DISTRIBUTIONS)
-    result["distributions"] = {name: collect_shape(name) for name in names}
+    result["over_limit"] = args.over_limit
+    result["distributions"] = {name: collect_shape(name, args.over_limit) for name in names}
     if args.json:
         print(json.dumps(result))
         return
-    if not args.distribution:
+    if "utilisation" in result:
         print(table(result, time.monotonic() - started))
-    print(shape_table(result["distributions"]))
+    print(shape_table(result["distributions"], args.over_limit))
     if args.gaps:
         print(gap_table({n: r["gaps"] for n, r in result["distributions"].items()}))
-
 
 if __name__ == "__main__":
     main()

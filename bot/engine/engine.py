@@ -26,12 +26,14 @@ from bot.engine.jobs import (
     JobUpdate,
     new_job_id,
 )
+from bot.engine.learning import Learning
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
 from bot.engine.queue import Queues
 from bot.engine.records import ProgressRef
 from bot.engine.recovery import Reconciler
 from bot.engine.results import Deliverer, Results
+from bot.engine.slot_gate import SlotGate
 from bot.engine.store import Store
 from bot.engine.submitter import Submitter
 from bot.errors import ApiError, InputError, StorageError
@@ -69,7 +71,8 @@ class Engine:
         self.guard = StorageGuard(store, self.clock)  # front ends: guard.on_failure, .failure
         self.guard.on_failure(self._halt)
         self.poller = Poller(store, client, self.policy, self.clock, settings.max_qps, self._apply,
-                             start=self.guard.start)
+                             start=self.guard.start, slot_wanted=self._slot_wanted)
+        self.learning = Learning(store, self.policy)
         self.results = Results(store, client, settings, self.clock, self._set, self._spawn)
         self.submitter = Submitter(store, client, settings, self.clock)
         self.reconciler = Reconciler(store, self.poller, settings, self.clock,
@@ -78,9 +81,7 @@ class Engine:
                                      sending=self.submitter.sending)
         self.queues = Queues()  # every model's queue, in memory, in fair order
         self._listeners: list[Listener] = []
-        self._blocked: dict[str, float] = {}  # model -> no submissions before this time
-        self._backoff: dict[str, float] = {}  # model -> current 429 back-off
-        self._deck: dict[str, int] = {}  # model -> tasks on deck beyond its slots (0: refused)
+        self.gate = SlotGate(settings, self.clock)  # each model's slots, pauses and deck
         self._admit_wake = asyncio.Event()
         self._submit_lock = asyncio.Lock()
         self._loops: list[asyncio.Task[None]] = []
@@ -99,7 +100,7 @@ class Engine:
 
     async def start(self) -> None:
         for model in catalog.MODELS:
-            await self._learn(model)
+            await self.learning.learn(model)
         await self._queues_loaded()
         await self._recover()
         self._loops = [
@@ -220,8 +221,7 @@ class Engine:
 
     def slots(self, model: str) -> int:
         """How many tasks of a model may run at once for this account."""
-        default = catalog.get_model(model).default_concurrency
-        return self.settings.concurrency.get(model, default)
+        return self.gate.slots(model)
 
     async def upload(self, model: str, filename: str, data: bytes | Path,
                      content_type: str) -> str:
@@ -242,22 +242,16 @@ class Engine:
                 raise  # fatal: the guard stops the engine
             except Exception:
                 log.exception("admission failed; retrying")
-            await self.clock.wait(self._admit_wake, self._next_unblock())
-
-    def _next_unblock(self) -> float | None:
-        now = self.clock.now()
-        waits = [t - now for t in self._blocked.values() if t > now]
-        return min(waits) if waits else None
+            await self.clock.wait(self._admit_wake, self.gate.next_unblock())
 
     async def _admit_all(self) -> None:
         """Give each model's free slots to the first jobs in its queue (a few heap steps each)."""
         for model in self.queues.waiting():
-            if self._blocked.get(model, 0) > self.clock.now():
-                continue
-            sent = await self.store.count_in(AT_PROVIDER, model)
-            free = self.slots(model) + self._deck.get(model, self.settings.on_deck) - sent
+            if not self.gate.room(model, 0):
+                continue  # paused after a refusal
+            free = self.gate.room(model, await self.store.count_in(AT_PROVIDER, model))
             queue = self.queues.get(model)
-            for _ in range(max(0, free)):
+            for _ in range(free):
                 job_id = queue.peek()
                 if job_id is None:
                     break
@@ -293,6 +287,7 @@ class Engine:
             if task is not None:
                 await self._record_task(job, task)
                 self.submitter.sent(job.id)
+                await self.learning.created(job.model)
 
     async def _submit_failed(self, job: Job, exc: ApiError) -> None:
         if exc.maybe_created:
@@ -306,15 +301,7 @@ class Engine:
 
     async def _requeue(self, job: Job, exc: ApiError) -> None:
         """The model's slots are full at the provider (or it is busy): wait, then retry."""
-        backoff = min(max(self._backoff.get(job.model, 5.0) * 2, 10.0), 300.0)
-        if exc.retry_after_s:
-            backoff = min(max(exc.retry_after_s, 1.0), 3600.0)  # an absurd one: not for ever
-        self._backoff[job.model] = backoff
-        if exc.status == 429 and self._deck.get(job.model, self.settings.on_deck):
-            log.info("model %s: the provider refuses tasks beyond its slots; none on deck",
-                     job.model)
-            self._deck[job.model] = 0
-        self._blocked[job.model] = self.clock.now() + backoff
+        backoff = self.gate.refused(job.model, exc)
         log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, job.model, backoff)
         await self._set(job, JobState.QUEUED, expect=[JobState.SUBMITTING], submitted_at=None)
         self._admit_wake.set()
@@ -333,7 +320,7 @@ class Engine:
                                               "reaches that far")
 
     async def _record_task(self, job: Job, task: Task) -> None:
-        self._backoff.pop(job.model, None)
+        self.gate.created(job.model)
         state = JobState.RUNNING if task.status is TaskStatus.RUNNING else JobState.PENDING
         saved = await self._set(job, state, expect=[JobState.SUBMITTING], task_id=task.task_id)
         if saved is None:
@@ -384,7 +371,7 @@ class Engine:
             await self._mark_canceled(saved)
         elif saved is not None:
             self._spawn(self.results.finish(saved))
-        await self._learn(model.name)
+        await self.learning.finished(model.name, create_follows=self._slot_wanted(model.name))
 
     async def _on_failed(self, job: Job, task: Task) -> None:
         await self._fail(job, task.code or "InternalError", task.message or "")
@@ -411,13 +398,11 @@ class Engine:
         self._slot_freed(job.model)
 
     def _slot_freed(self, model: str) -> None:
-        self._blocked.pop(model, None)
+        self.gate.freed(model)
         self._admit_wake.set()
 
-    async def _learn(self, model: str) -> None:
-        self.policy.learn(model, await self.store.durations(model))
-        for key, durations in (await self.store.durations_by_key(model)).items():
-            self.policy.learn(key, durations)  # by resolution, length and mode; else the model's
+    def _slot_wanted(self, model: str) -> bool:
+        return self.gate.wanted(model, self.queues.get(model).peek() is not None)
 
     # --- recovery --------------------------------------------------------------------------
 

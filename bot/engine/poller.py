@@ -29,6 +29,7 @@ RETRY_S = 5.0
 LIST_GIVE_UP = 5
 
 OnTask = Callable[[Job, Task], Awaitable[None]]
+SlotWanted = Callable[[str], bool]  # model -> a queued job waits for one of its slots
 Start = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
@@ -47,12 +48,14 @@ def as_datetime(seconds: float) -> datetime:
 
 class Poller:
     def __init__(self, store: Store, client: DashScope, policy: PollPolicy, clock: Clock,
-                 max_qps: float, on_task: OnTask, *, start: Start = asyncio.create_task) -> None:
+                 max_qps: float, on_task: OnTask, *, start: Start = asyncio.create_task,
+                 slot_wanted: SlotWanted = lambda model: False) -> None:
         self.store = store
         self.client = client
         self.policy = policy
         self.clock = clock
         self.on_task = on_task
+        self.slot_wanted = slot_wanted
         self._create = start  # runs a query in the background (the engine's looks at failures)
         self.limiter = QueryLimiter(max_qps, clock)
         self.queries = 0  # status queries sent (details and lists), for benchmarks
@@ -71,7 +74,9 @@ class Poller:
         now = self.clock.now()
         elapsed = now - (job.submitted_at or now)
         key = history_key(job.model, job.options)
-        self._due[job.id] = now + self.policy.next_delay(key, elapsed, self._polls.get(job.id, 0))
+        delay = self.policy.next_delay(key, elapsed, self._polls.get(job.id, 0),
+                                       slot_wanted=self.slot_wanted(job.model))
+        self._due[job.id] = now + delay
         self._wake.set()
 
     def now(self, job: Job) -> None:

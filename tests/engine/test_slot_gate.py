@@ -1,0 +1,91 @@
+"""Each model's slots as the engine counts them (pauses, the deck, whether a slot is wanted),
+and the policy's refit kept out of the way of the create that takes a freed slot."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bot.clock import ScaledClock
+from bot.engine import JobState, Store
+from bot.engine.learning import Learning
+from bot.engine.poll_policy import HistoryPolicy
+from bot.engine.slot_gate import SlotGate
+from bot.errors import ApiError
+from tests.engine.test_store import make_job
+
+MODEL = "wan2.2-kf2v-flash"
+FULL = ApiError("Throttling", "Too many concurrent tasks", status=429, retryable=True)
+
+
+def gate(on_deck: int, settings) -> SlotGate:
+    return SlotGate(dataclasses.replace(settings, concurrency={MODEL: 2}, on_deck=on_deck),
+                    ScaledClock(1.0))
+
+
+def test_room_counts_the_slots_and_the_deck(rig) -> None:
+    """Two slots and one on deck: three may be sent, one more once two are out."""
+    slots = gate(1, rig.settings)
+    assert slots.room(MODEL, 0) == 3
+    assert slots.room(MODEL, 2) == 1
+    assert slots.room(MODEL, 5) == 0
+
+
+def test_a_refusal_pauses_the_model_turns_the_deck_off_and_a_freed_slot_resumes(rig) -> None:
+    """A 429: nothing is sent for the pause, the deck is off for good; a task's end lifts the
+    pause at once."""
+    slots = gate(1, rig.settings)
+    assert slots.refused(MODEL, FULL) == 10.0
+    assert slots.room(MODEL, 0) == 0
+    assert slots.next_unblock() is not None
+    slots.freed(MODEL)
+    assert slots.room(MODEL, 0) == 2  # the slots only: the provider refuses a deck
+
+
+def test_pauses_grow_with_refusals_in_a_row_and_start_afresh_after_a_create(rig) -> None:
+    """10, 20, 40 s...; once a create is accepted, the next refusal pauses 10 s again."""
+    slots = gate(0, rig.settings)
+    assert [slots.refused(MODEL, FULL) for _ in range(3)] == [10.0, 20.0, 40.0]
+    slots.created(MODEL)
+    assert slots.refused(MODEL, FULL) == 10.0
+
+
+def test_a_slot_is_wanted_only_with_a_queue_and_no_deck(rig) -> None:
+    """With a task on deck the provider fills a freed slot itself; without one, a queued job
+    waits for us to see the slot free."""
+    with_deck, without = gate(1, rig.settings), gate(0, rig.settings)
+    assert not with_deck.wanted(MODEL, queued=True)
+    assert without.wanted(MODEL, queued=True)
+    assert not without.wanted(MODEL, queued=False)
+    with_deck.refused(MODEL, FULL)
+    assert with_deck.wanted(MODEL, queued=True)
+
+
+async def finished_jobs(store: Store, count: int, seconds: float) -> None:
+    """`count` jobs that took `seconds`, finished after every job before them."""
+    done = await store.durations(MODEL, limit=10_000)
+    for i in range(count):
+        await store.insert_job(make_job(f"done{seconds}-{i}", state=JobState.DELIVERED,
+                                        finished_at=float(len(done) + i),
+                                        provider_seconds=seconds))
+
+
+async def test_the_refit_waits_for_the_create_that_takes_the_slot(tmp_path) -> None:
+    """A task ends while a job waits for its slot: the fit changes only once that job's create
+    was answered; with nobody waiting it changes at once."""
+    store = await Store.open(tmp_path / "jobs.sqlite3")
+    policy = HistoryPolicy()
+    learning = Learning(store, policy)
+    await finished_jobs(store, 10, 60.0)
+    await learning.learn(MODEL)
+    await finished_jobs(store, 30, 120.0)
+    await learning.finished(MODEL, create_follows=True)
+    assert policy.typical(MODEL) == pytest.approx(60.0, rel=0.02)
+    await learning.created(MODEL)
+    assert policy.typical(MODEL) > 90
+    await finished_jobs(store, 100, 30.0)
+    await learning.finished(MODEL, create_follows=False)
+    assert policy.typical(MODEL) == pytest.approx(30.0, rel=0.02)
+    await store.close()
+
