@@ -6,21 +6,29 @@ finished jobs of history (as a bot that has run for a while has). The same workl
 times, each in its own process at once: with our poll policy, with the official SDK's schedule
 (1, 1, 2, 2, 2, 4, 4, 4, 5... s) and with a fixed 15 s poll, so the ratios compare like with
 like on a shared, noisy machine. A fourth process measures fairness: one user's single job
-submitted behind another user's twenty on a one-slot model.
+submitted behind another user's twenty on a one-slot model; a fifth, twenty 3 s kf2v jobs on
+two slots (ten rounds of 3 s at best).
 
 Then the same three policies on each shape of durations in DISTRIBUTIONS (constant, uniform,
 narrow to wide lognormals, two clusters, a heavy tail): 60 jobs over the same three models, 20
 finished jobs of history per model drawn from the same shape, time compressed by
 DISTRIBUTION_SCALE (less for short tasks: SCALES). There `utilisation` is the makespan per model
 (the worst model) over the makespan the same jobs would have if each slot started its next task
-the moment one ended: it counts the slot time lost to detection delay and to the engine's own
-turnaround (a few real milliseconds, magnified by the compression). `--distribution NAME` runs
-just that one shape.
+the moment one ended (each task counted for the time it held a slot, in the order admitted): it
+counts the slot time lost to detection delay and to the engine's own turnaround (a few real
+milliseconds, magnified by the compression). `--gaps` shows that loss per slot turnover, by
+step (bench/slot_gaps.py). `--distribution NAME` runs just that one shape.
+
+`--over-limit queue`: the simulator holds tasks beyond the slots PENDING instead of refusing
+them, and the distributions run with ON_DECK=1 (ours, sdk) and ON_DECK=0 (no-deck, our policy)
+at once; `deck_gain` is ours' makespan over no-deck's.
 
 Prints tables, or with --json one object with the keys utilisation, queries_per_job,
 mean_delay_s (each {ours, sdk, fixed15}), peak_qps, qps_cap, fairness_worst_wait_s,
-slot_turnover_s, peak_rss_mb, cpu_s, and distributions: {name: {median_s, mean_delay_s,
-p95_delay_s, queries_per_job, utilisation}}, each figure but median_s as {ours, sdk, fixed15}.
+slot_turnover_s, kf2v_rounds, kf2v_rounds_cold, peak_rss_mb, cpu_s, over_limit, and
+distributions: {name: {median_s, mean_delay_s, p95_delay_s, queries_per_job, utilisation,
+gaps}}, each figure but median_s as {ours, sdk, fixed15} (queue: {ours, no-deck, sdk}, and
+deck_gain).
 """
 
 from __future__ import annotations
@@ -143,7 +151,7 @@ class Run:
 
     def __init__(self, policy: PollPolicy, folder: Path, concurrency: dict[str, int],
                  shape: str = DEFAULT_SHAPE, scale: float = SCALE, *,
-                 over_limit: str = "reject", on_deck: int = 1) -> None:
+                 over_limit: str = "reject", on_deck: int = 1, history: bool = True) -> None:
         self.policy = policy
         self.folder = folder
         self.concurrency = concurrency
@@ -151,6 +159,7 @@ class Run:
         self.clock = ScaledClock(scale)
         self.over_limit = over_limit
         self.on_deck = on_deck
+        self.history = history
 
     def sim_config(self) -> SimConfig:
         return SimConfig(clock=self.clock.now, time_scale=1.0, pending_s=0.0,
@@ -167,7 +176,8 @@ class Run:
         async with run_simulator(self.sim_config()) as sim, aiohttp.ClientSession() as http:
             settings = self.settings(sim)
             store = await Store.open(settings.database_path)
-            await seed_history(store, self.shape)
+            if self.history:
+                await seed_history(store, self.shape)
             client = DashScope(http, sim.base_url, sim.api_key)
             engine = Engine(store, client, settings, clock=self.clock, policy=self.policy)
             engine.set_deliverer("bench", Sink())
@@ -243,7 +253,7 @@ def measure_shape(run: Run, engine: Engine, jobs: list[Job], sim: Simulator) -> 
         ideal = no_delay_makespan([held.get(j.task_id or "", 0.0) for j in mine], slots)
         ratios.append(makespan / ideal)
     return {
-        "median_s": statistics.median(j.provider_seconds or 0 for j in jobs),
+        "median_s": statistics.median(held.get(j.task_id or "", 0.0) for j in jobs),
         "mean_delay_s": statistics.fmean(delays),
         "p95_delay_s": delays[min(len(delays) - 1, round(0.95 * len(delays)))],
         "queries_per_job": engine.queries / len(jobs),
@@ -282,6 +292,19 @@ async def fairness() -> dict[str, Any]:
                 "slot_turnover_s": turnover, "admitted_before": admitted.index(b)}
 
 
+async def rounds() -> dict[str, Any]:
+    """Twenty 3 s kf2v jobs on two slots: the makespan in rounds of 3 s (ten at best), with
+    twenty such tasks of history and with none (the SDK's schedule until five are done)."""
+    model, result = "wan2.2-kf2v-flash", {}
+    for name, history in (("kf2v_rounds", True), ("kf2v_rounds_cold", False)):
+        with tempfile.TemporaryDirectory() as folder:
+            run = Run(HistoryPolicy(), Path(folder), {model: 2}, "constant:3",
+                      SCALES["constant-3s"], history=history)
+            _, done, _ = await run([(model, user) for user in range(20)])
+            result[name] = (max(j.finished_at or 0 for j in done) - run.start) / 3.0
+    return result
+
+
 def spawn(kind: str, shape: str | None = None,
           over_limit: str = "reject") -> subprocess.Popen[str]:
     extra = ["--distribution", shape] if shape else []
@@ -308,7 +331,7 @@ def collect_shape(shape: str, over_limit: str = "reject") -> dict[str, Any]:
 
 
 def collect() -> dict[str, Any]:
-    kinds = [*POLICIES, "fairness"]
+    kinds = [*POLICIES, "fairness", "rounds"]
     procs = {kind: spawn(kind) for kind in kinds}
     out = {kind: json.loads(proc.communicate()[0]) for kind, proc in procs.items()}
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -321,6 +344,7 @@ def collect() -> dict[str, Any]:
         fairness_worst_wait_s=out["fairness"]["fairness_worst_wait_s"],
         slot_turnover_s=out["fairness"]["slot_turnover_s"],
         fairness_admitted_before=out["fairness"]["admitted_before"],
+        **out["rounds"],
         peak_rss_mb=usage.ru_maxrss / 1024, cpu_s=usage.ru_utime + usage.ru_stime,
         failed={p: out[p]["failed"] for p in POLICIES},
         utilisation_by_model={p: out[p]["utilisation_by_model"] for p in POLICIES},
@@ -341,6 +365,8 @@ def table(r: dict[str, Any], wall_s: float) -> str:
         f"fairness: one job behind another user's 20 waited {r['fairness_worst_wait_s']:.1f} s"
         f" (one slot turnover: {r['slot_turnover_s']:.1f} s;"
         f" jobs admitted before it: {r['fairness_admitted_before']})",
+        f"twenty 3 s kf2v jobs on two slots took {r['kf2v_rounds']:.1f} rounds"
+        f" ({r['kf2v_rounds_cold']:.1f} with no history; ten at best)",
         f"peak RSS {r['peak_rss_mb']:.0f} MB, CPU {r['cpu_s']:.1f} s, wall {wall_s:.1f} s;"
         f" jobs not delivered: {r['failed']}",
     ]
@@ -381,7 +407,8 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        work = (fairness() if args.child == "fairness"
+        special = {"fairness": fairness, "rounds": rounds}.get(args.child)
+        work = (special() if special
                 else child(args.child, args.distribution, args.over_limit))
         print(json.dumps(asyncio.run(work)))
         return

@@ -19,24 +19,27 @@ STEPS = ("detect", "admit", "send", "create")
 
 
 def turnovers(jobs: list[Job], sim: Simulator, slots: dict[str, int]) -> list[dict[str, float]]:
-    """One row per slot turnover: the clock seconds each step took (STEPS), and `idle`."""
+    """One row per slot turnover: the clock seconds each step took (STEPS), and `idle` (from a
+    task's end to the start of the next on its slot). A task the provider held on deck took
+    its slot the moment one came free: no steps, no idle time."""
     by_task = {j.task_id: j for j in jobs if j.task_id}
     rows = []
     for model, count in slots.items():
         tasks = sorted((t for t in sim.tasks.values() if t.model.name == model
-                        and t.task_id in by_task), key=lambda t: t.created)
+                        and t.task_id in by_task and t.admitted is not None),
+                       key=lambda t: t.admitted or 0)
         held = tasks[:count]  # what each slot holds now; the next task takes the first to end
         for task in tasks[count:]:
             before = min(held, key=lambda t: t.end_at)
             held.remove(before)
             held.append(task)
             done, job = by_task[before.task_id], by_task[task.task_id]
-            if task.admitted is None or task.admitted > task.created or not job.sends:
-                continue  # held at the provider (on deck): no turnover gap to speak of
-            marks = [before.end_at, done.finished_at or 0, job.submitted_at or 0,
-                     job.sends[-1], task.created]
-            row = {step: marks[i + 1] - marks[i] for i, step in enumerate(STEPS)}
-            row["idle"] = task.created - before.end_at
+            row = dict.fromkeys(STEPS, 0.0)
+            if (task.admitted or 0) <= task.created and job.sends:  # sent to a free slot
+                marks = [before.end_at, done.finished_at or 0, job.submitted_at or 0,
+                         job.sends[-1], task.created]
+                row = {step: marks[i + 1] - marks[i] for i, step in enumerate(STEPS)}
+            row["idle"] = max(0.0, (task.admitted or 0) - before.end_at)
             rows.append(row)
     return rows
 
