@@ -158,6 +158,8 @@ class Engine:
         update = await self.update_for(job)
         await self._emit(job)
         self._admit_wake.set()
+        if len(self.queues.get(job.model)) == 1 and self._slot_wanted(job.model):
+            self.poller.hurry(job.model)  # the first to wait: its tasks were polled at ease
         return update
 
     async def cancel(self, job_id: str) -> CancelOutcome:

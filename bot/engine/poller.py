@@ -61,6 +61,7 @@ class Poller:
         self.queries = 0  # status queries sent (details and lists), for benchmarks
         self._due: dict[str, float] = {}  # job id -> when to ask about its task next
         self._polls: dict[str, int] = {}  # job id -> queries about it so far
+        self._jobs: dict[str, Job] = {}  # job id -> the job as last scheduled
         self._list_failures = 0  # in a row; past LIST_GIVE_UP this process stops listing
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -71,6 +72,7 @@ class Poller:
         """Ask about this job's task when the policy says."""
         if first:
             self._polls[job.id] = 0
+        self._jobs[job.id] = job
         now = self.clock.now()
         elapsed = now - (job.submitted_at or now)
         key = history_key(job.model, job.options)
@@ -79,15 +81,29 @@ class Poller:
         self._due[job.id] = now + delay
         self._wake.set()
 
+    def hurry(self, model: str) -> None:
+        """A job now waits for one of this model's slots: ask about its tasks as soon as that
+        warrants, if sooner than planned."""
+        for job_id, job in list(self._jobs.items()):
+            due = self._due.get(job_id)
+            if job.model == model and due is not None:
+                self.schedule(job)
+                self._due[job_id] = min(due, self._due[job_id])
+
     def now(self, job: Job) -> None:
         """Ask about this job's task at once (after a restart)."""
         self._polls.setdefault(job.id, 1)
         self._due[job.id] = self.clock.now()
         self._wake.set()
 
+    def next_query(self, job_id: str) -> float | None:
+        """When this job's task is to be asked about next (None: not planned)."""
+        return self._due.get(job_id)
+
     def forget(self, job_id: str) -> None:
         self._due.pop(job_id, None)
         self._polls.pop(job_id, None)
+        self._jobs.pop(job_id, None)
 
     async def get_task(self, task_id: str) -> Task:
         await self.limiter.acquire()

@@ -8,11 +8,14 @@ import dataclasses
 import pytest
 
 from bot.clock import ScaledClock
-from bot.engine import JobState, Store
+from bot.engine import Job, JobState, Store
 from bot.engine.learning import Learning
 from bot.engine.poll_policy import HistoryPolicy
+from bot.engine.poller import Poller
 from bot.engine.slot_gate import SlotGate
 from bot.errors import ApiError
+from bot.provider.client import DashScope
+from bot.provider.tasks import Task
 from tests.engine.test_store import make_job
 
 MODEL = "wan2.2-kf2v-flash"
@@ -89,3 +92,32 @@ async def test_the_refit_waits_for_the_create_that_takes_the_slot(tmp_path) -> N
     assert policy.typical(MODEL) == pytest.approx(30.0, rel=0.02)
     await store.close()
 
+
+
+async def test_a_job_that_starts_waiting_hurries_its_models_tasks(rig, tmp_path) -> None:
+    """Tasks planned while nobody waited are asked about sooner once a job queues for their
+    model; another model's are left as planned."""
+    waiting = {MODEL: False}
+    policy = HistoryPolicy()
+    policy.learn(MODEL, [60.0 + i / 2 for i in range(21)])  # 60-70 s
+    policy.learn("wan2.2-i2v-flash", [60.0 + i / 2 for i in range(21)])
+    store = await Store.open(tmp_path / "poll.sqlite3")
+    client = DashScope(rig.session, rig.sim.base_url, rig.sim.api_key)
+    poller = Poller(store, client, policy, rig.clock, 10, on_task=ignore,
+                    slot_wanted=lambda model: waiting.get(model, False))
+    now = rig.clock.now()
+    mine = make_job("mine", state=JobState.RUNNING, task_id="t1", submitted_at=now - 62)
+    other = make_job("other", model="wan2.2-i2v-flash", state=JobState.RUNNING,
+                     task_id="t2", submitted_at=now - 62)
+    for job in (mine, other):
+        poller.schedule(job)
+    planned = {j.id: poller.next_query(j.id) or 0 for j in (mine, other)}
+    waiting[MODEL] = True
+    poller.hurry(MODEL)
+    assert (poller.next_query("mine") or 0) < planned["mine"] - 0.2
+    assert poller.next_query("other") == planned["other"]
+    await store.close()
+
+
+async def ignore(job: Job, task: Task) -> None:
+    """The poller is not run here: nothing is ever told."""
