@@ -19,6 +19,7 @@ from bot.engine.coordination import Coordination
 from bot.engine.jobs import AT_PROVIDER, Job, JobState
 from bot.engine.keys import KeyPool
 from bot.engine.queue import Queues
+from bot.engine.slot_gate import SlotGate
 from bot.engine.store import Store
 from bot.engine.submitter import Submitter
 from bot.errors import ApiError, StorageError
@@ -44,9 +45,7 @@ class Admission:
         self.submitter = submitter
         self.send = send  # starts sending an admitted job's create
         self.fail = fail
-        self._blocked: dict[str, float] = {}  # "model@key" -> no submissions before this time
-        self._backoff: dict[str, float] = {}  # "model@key" -> current 429 back-off
-        self._deck: dict[str, int] = {}  # model -> tasks on deck beyond its slots (0: refused)
+        self.gate = SlotGate(settings, clock)  # pauses after refusals, the deck
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -55,26 +54,23 @@ class Admission:
 
     def freed(self, job: Job) -> None:
         """A task ended: its slot is free, whatever pause its key had is over."""
-        self._blocked.pop(self._paused(job), None)
+        self.gate.freed(self._paused(job))
         self._wake.set()
 
     def accepted(self, job: Job) -> None:
         """The provider took a task: the key's next refusal starts its back-off afresh."""
-        self._backoff.pop(self._paused(job), None)
+        self.gate.created(self._paused(job))
 
     def pause(self, job: Job, exc: ApiError) -> None:
         """The model's slots are full at the key's account (or it is busy): wait a while."""
         pause = self._paused(job)
-        backoff = min(max(self._backoff.get(pause, 5.0) * 2, 10.0), 300.0)
-        if exc.retry_after_s:
-            backoff = min(max(exc.retry_after_s, 1.0), 3600.0)  # an absurd one: not for ever
-        self._backoff[pause] = backoff
-        if exc.status == 429 and self._deck.get(job.model, self.settings.on_deck):
-            log.info("model %s: the provider refuses tasks beyond its slots; none on deck",
-                     job.model)
-            self._deck[job.model] = 0
-        self._blocked[pause] = self.clock.now() + backoff
+        backoff = self.gate.refused(pause, job.model, exc)
         log.info("job %s: %s; model %s paused %.0fs", job.id, exc.code, pause, backoff)
+
+    def wanted(self, model: str) -> bool:
+        """A job waits for one of the model's slots and none is on deck (poll its tasks
+        sooner: the moment one ends matters)."""
+        return self.gate.wanted(model, self.queues.get(model).peek() is not None)
 
     def _paused(self, job: Job) -> str:
         return f"{job.model}@{self.keys.of(job).id}"
@@ -88,22 +84,15 @@ class Admission:
                 raise  # fatal: the guard stops the engine
             except Exception:
                 log.exception("admission failed; retrying")
-            await self.clock.wait(self._wake, self._next_unblock())
-
-    def _next_unblock(self) -> float | None:
-        now = self.clock.now()
-        waits = [t - now for t in self._blocked.values() if t > now]
-        return min(waits) if waits else None
+            await self.clock.wait(self._wake, self.gate.next_unblock())
 
     async def admit_all(self) -> None:
         """Give each model's free slots, key by key, to the first jobs in its queue."""
-        now = self.clock.now()
         for model in self.queues.waiting():
             async with self.coord.admission(model):  # counted and claimed as one step
                 free = self.keys.free(
                     model, await self.store.count_by_key(AT_PROVIDER, model),
-                    self._deck.get(model, self.settings.on_deck),
-                    lambda key, m=model: self._blocked.get(f"{m}@{key}", 0) > now)
+                    self.gate.deck(model), lambda key, m=model: self.gate.blocked(f"{m}@{key}"))
                 queue = self.queues.get(model)
                 while any(free.values()) and (job_id := queue.peek()) is not None:
                     job = await self.store.get_job(job_id)

@@ -30,6 +30,7 @@ from bot.engine.jobs import (
     new_job_id,
 )
 from bot.engine.keys import Account, KeyPool, refused
+from bot.engine.learning import Learning
 from bot.engine.poll_policy import HistoryPolicy, PollPolicy, QueryLimiter
 from bot.engine.poller import Poller
 from bot.engine.queue import Queues
@@ -81,7 +82,8 @@ class Engine:
         self.guard = StorageGuard(store, self.clock)  # front ends: guard.on_failure, .failure
         self.guard.on_failure(self._halt)
         self.poller = Poller(store, self.keys, self.policy, self.clock, self._apply,
-                             start=self.guard.start)
+                             start=self.guard.start, slot_wanted=self._slot_wanted)
+        self.learning = Learning(store, self.policy)
         self.results = Results(store, self.keys, settings, self.clock, self._set, self._spawn,
                                claim=self.coord.claim)
         self.submitter = Submitter(store, self.keys, settings, self.clock)
@@ -118,7 +120,7 @@ class Engine:
 
     async def start(self) -> None:
         for model in catalog.MODELS:
-            await self._learn(model)
+            await self.learning.learn(model)
         self._loop(self.results.sweep_loop())
         self._loop(self.guard.watch_file())
         await self.coord.start(self, self._loop)  # leads now, or when the leader goes
@@ -213,6 +215,8 @@ class Engine:
         update = await self.update_for(job)
         await self.changed(job)
         self.admission.wake()
+        if len(self.queues.get(job.model)) == 1 and self._slot_wanted(job.model):
+            self.poller.hurry(job.model)  # the first to wait: its tasks were polled at ease
         return update
 
     async def cancel(self, job_id: str) -> CancelOutcome:
@@ -298,6 +302,7 @@ class Engine:
             if task is not None:
                 await self._record_task(job, task)
                 self.submitter.sent(job.id)
+                await self.learning.created(job.model)
 
     async def _submit_failed(self, job: Job, exc: ApiError) -> None:
         if refused(exc) and self.keys.of(job).aside:  # the others take it
@@ -384,7 +389,7 @@ class Engine:
             await self.cancels.mark(saved)
         elif saved is not None:
             self._spawn(self.results.finish(saved))
-        await self._learn(model.name)
+        await self.learning.finished(model.name, create_follows=self._slot_wanted(model.name))
 
     async def _on_failed(self, job: Job, task: Task) -> None:
         await self._fail(job, task.code or "InternalError", task.message or "")
@@ -422,10 +427,8 @@ class Engine:
                                  f"{account.id}, which holds this task; it cannot be followed")
         self.admission.wake()
 
-    async def _learn(self, model: str) -> None:
-        self.policy.learn(model, await self.store.durations(model))
-        for key, durations in (await self.store.durations_by_key(model)).items():
-            self.policy.learn(key, durations)  # by resolution, length and mode; else the model's
+    def _slot_wanted(self, model: str) -> bool:
+        return self.admission.wanted(model)
 
     # --- recovery --------------------------------------------------------------------------
 

@@ -25,9 +25,11 @@ from bot.engine.durations import Table
 class PollPolicy(Protocol):
     batch: bool  # one list query may answer for every active task at once
 
-    def next_delay(self, key: str, elapsed_s: float, polls: int) -> float:
+    def next_delay(self, key: str, elapsed_s: float, polls: int, *,
+                   slot_wanted: bool = False) -> float:
         """Seconds to wait before the next status query of a task `elapsed_s` old; `key` is
-        its `history_key` (or just its model)."""
+        its `history_key` (or just its model). `slot_wanted`: a queued job waits for this
+        task's slot, so every second its end goes unseen the slot stands idle."""
         ...
 
     def learn(self, key: str, durations: Sequence[float]) -> None:
@@ -62,7 +64,8 @@ class SdkSchedule(NoHistory):
     batch = False
     STEPS = (1.0, 1.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0)
 
-    def next_delay(self, key: str, elapsed_s: float, polls: int) -> float:
+    def next_delay(self, key: str, elapsed_s: float, polls: int, *,
+                   slot_wanted: bool = False) -> float:
         return self.STEPS[polls] if polls < len(self.STEPS) else 5.0
 
 
@@ -73,7 +76,8 @@ class FixedInterval(NoHistory):
     seconds: float = 15.0
     batch: bool = False
 
-    def next_delay(self, key: str, elapsed_s: float, polls: int) -> float:
+    def next_delay(self, key: str, elapsed_s: float, polls: int, *,
+                   slot_wanted: bool = False) -> float:
         return self.seconds
 
 
@@ -93,8 +97,10 @@ def model_of(key: str) -> str:
 @dataclass
 class _Fit:
     table: Table
-    wanted: list[float]  # the interval the fit asks for at each grid time of the table
+    shape: list[float]  # at each grid time, the interval sqrt(S/f) asks for per second of target
+    ceiling: list[float]  # at each grid time, the longest interval allowed there
     target: float  # the mean delay aimed at, seconds
+    slot_target: float  # the same while a queued job waits for the slot
     median: float
 
 
@@ -109,6 +115,15 @@ class HistoryPolicy:
     stays under a share of the target; and an interval is at most a share of the time a task of
     this kind takes. Past the end of the history intervals grow with the time elapsed, as a
     backoff would.
+
+    While a queued job waits for the task's slot (and the provider holds none on deck), each
+    second between the task's end and our seeing it is a second the paid-for slot stands idle
+    and everyone queued waits longer: the target then shrinks to `slot_share` of the median
+    (the share of slot time we accept to lose), never below `slot_floor_s`, and never so far
+    that one task alone would cost more than a query per `slot_query_every_s` of its median
+    (the SDK asks every 5 s): with the sqrt rule, queries times mean delay is (∫sqrt(S·f))²/2,
+    so a wide history affords less tightening than a narrow one. Queries go up only while a
+    queue waits, and a list query answers for every task at once.
     """
 
     batch = True
@@ -126,6 +141,9 @@ class HistoryPolicy:
         tail_share: float = 0.05,
         early_check_s: float = 5.0,
         history_limit: int = 100,
+        slot_share: float = 0.01,
+        slot_floor_s: float = 0.5,
+        slot_query_every_s: float = 6.0,
     ) -> None:
         self.min_history = min_history
         self.target_delay_s = target_delay_s
@@ -137,6 +155,9 @@ class HistoryPolicy:
         self.tail_share = tail_share  # of the elapsed time, past the end of the history
         self.early_check_s = early_check_s
         self.history_limit = history_limit
+        self.slot_share = slot_share
+        self.slot_floor_s = slot_floor_s
+        self.slot_query_every_s = slot_query_every_s
         self.fallback = SdkSchedule()
         self._fits: dict[str, _Fit] = {}
 
@@ -148,13 +169,15 @@ class HistoryPolicy:
         table = Table.of(durations[: self.history_limit])
         median = table.quantile(0.5)
         target = min(self.target_delay_s, self.delay_share * median)
-        scale = 2 * target / max(table.integral(lambda s, f: math.sqrt(s * f)), 1e-9)
-        wanted = []
-        for t, s, f in zip(table.at, table.survival, table.density, strict=True):
-            ceiling = min(self.max_interval_s, self.interval_share * max(t, median))
-            ideal = scale * math.sqrt(s / f) if f > 0 else math.inf
-            wanted.append(max(self.min_interval_s, min(ideal, ceiling)))
-        self._fits[key] = _Fit(table, wanted, target, median)
+        spread = max(table.integral(lambda s, f: math.sqrt(s * f)), 1e-9)
+        affordable = spread**2 / 2 * self.slot_query_every_s / max(median, 1e-9)
+        slot_target = min(target, max(self.slot_share * median, self.slot_floor_s, affordable))
+        unit = 2 / spread
+        shape = [unit * math.sqrt(s / f) if f > 0 else math.inf
+                 for s, f in zip(table.survival, table.density, strict=True)]
+        ceiling = [min(self.max_interval_s, self.interval_share * max(t, median))
+                   for t in table.at]
+        self._fits[key] = _Fit(table, shape, ceiling, target, slot_target, median)
 
     def known(self, key: str) -> Table | None:
         fit = self._fit(key)
@@ -163,7 +186,8 @@ class HistoryPolicy:
     def _fit(self, key: str) -> _Fit | None:
         return self._fits.get(key) or self._fits.get(model_of(key))
 
-    def next_delay(self, key: str, elapsed_s: float, polls: int) -> float:
+    def next_delay(self, key: str, elapsed_s: float, polls: int, *,
+                   slot_wanted: bool = False) -> float:
         fit = self._fit(key)
         if fit is None:
             return self.fallback.next_delay(key, elapsed_s, polls)
@@ -173,21 +197,22 @@ class HistoryPolicy:
         if elapsed_s >= table.end:
             interval = self.tail_share * elapsed_s
             return min(max(interval, self.min_interval_s), self.max_interval_s)
-        return self._scan(fit, elapsed_s)
+        return self._scan(fit, elapsed_s, fit.slot_target if slot_wanted else fit.target)
 
-    def _scan(self, fit: _Fit, t: float) -> float:
+    def _scan(self, fit: _Fit, t: float, target: float) -> float:
         """From the last query at `t`: the first grid time where the wait reaches the interval
-        wanted there, or where the delay this interval adds to a task still running at `t`
-        reaches `step_delay` x the target."""
+        wanted there (for a mean delay of `target`), or where the delay this interval adds to a
+        task still running at `t` reaches `step_delay` x the target."""
         table = fit.table
         area, running = table.area_after(t), table.survival_at(t)
-        budget = self.step_delay * fit.target * running
+        budget = self.step_delay * target * running
         longest = min(self.max_interval_s, self.interval_share * max(t, fit.median))
         first = bisect.bisect_left(table.at, t + self.min_interval_s)
         for i in range(first, len(table.at)):
             wait = table.at[i] - t
             added = wait * running - (area - table.tail[i])  # ∫ (at_i - u) f(u) du from t
-            if wait >= fit.wanted[i] or added >= budget:
+            wanted = max(self.min_interval_s, min(target * fit.shape[i], fit.ceiling[i]))
+            if wait >= wanted or added >= budget:
                 return min(wait, longest)
         return min(max(table.end - t, self.min_interval_s), longest)
 

@@ -30,6 +30,7 @@ RETRY_S = 5.0
 LIST_GIVE_UP = 5
 
 OnTask = Callable[[Job, Task], Awaitable[None]]
+SlotWanted = Callable[[str], bool]  # model -> a queued job waits for one of its slots
 Start = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
@@ -48,16 +49,19 @@ def as_datetime(seconds: float) -> datetime:
 
 class Poller:
     def __init__(self, store: Store, keys: KeyPool, policy: PollPolicy, clock: Clock,
-                 on_task: OnTask, *, start: Start = asyncio.create_task) -> None:
+                 on_task: OnTask, *, start: Start = asyncio.create_task,
+                 slot_wanted: SlotWanted = lambda model: False) -> None:
         self.store = store
         self.keys = keys
         self.policy = policy
         self.clock = clock
         self.on_task = on_task
+        self.slot_wanted = slot_wanted
         self._create = start  # runs a query in the background (the engine's looks at failures)
         self.queries = 0  # status queries sent (details and lists), for benchmarks
         self._due: dict[str, float] = {}  # job id -> when to ask about its task next
         self._polls: dict[str, int] = {}  # job id -> queries about it so far
+        self._jobs: dict[str, Job] = {}  # job id -> the job as last scheduled
         self._list_failures = 0  # in a row; past LIST_GIVE_UP this process stops listing
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -68,11 +72,23 @@ class Poller:
         """Ask about this job's task when the policy says."""
         if first:
             self._polls[job.id] = 0
+        self._jobs[job.id] = job
         now = self.clock.now()
         elapsed = now - (job.submitted_at or now)
         key = history_key(job.model, job.options)
-        self._due[job.id] = now + self.policy.next_delay(key, elapsed, self._polls.get(job.id, 0))
+        delay = self.policy.next_delay(key, elapsed, self._polls.get(job.id, 0),
+                                       slot_wanted=self.slot_wanted(job.model))
+        self._due[job.id] = now + delay
         self._wake.set()
+
+    def hurry(self, model: str) -> None:
+        """A job now waits for one of this model's slots: ask about its tasks as soon as that
+        warrants, if sooner than planned."""
+        for job_id, job in list(self._jobs.items()):
+            due = self._due.get(job_id)
+            if job.model == model and due is not None:
+                self.schedule(job)
+                self._due[job_id] = min(due, self._due[job_id])
 
     def now(self, job: Job) -> None:
         """Ask about this job's task at once (after a restart)."""
@@ -80,9 +96,14 @@ class Poller:
         self._due[job.id] = self.clock.now()
         self._wake.set()
 
+    def next_query(self, job_id: str) -> float | None:
+        """When this job's task is to be asked about next (None: not planned)."""
+        return self._due.get(job_id)
+
     def forget(self, job_id: str) -> None:
         self._due.pop(job_id, None)
         self._polls.pop(job_id, None)
+        self._jobs.pop(job_id, None)
 
     @property
     def limiter(self) -> QueryLimiter:

@@ -8,15 +8,19 @@ import signal
 from collections.abc import Sequence
 
 from bot.config import REGIONS
+from bot.sim.durations import SHAPES, Durations
 from bot.sim.server import Simulator, run_simulator
 from bot.sim.state import DEFAULT_KEY, SimConfig
 
 
 def banner(sim: Simulator) -> str:
     """What a newcomer needs to point the bot at a running simulator."""
+    running = sim.config.running_s
+    shape = running.spec if isinstance(running, Durations) else "as configured"
     lines = [
-        f"DashScope simulator at {sim.base_url} (region {sim.config.region}, tasks run "
-        f"{sim.config.time_scale:g}x faster; times are the wall clock's). Ctrl-C stops it.",
+        f"DashScope simulator at {sim.base_url} (region {sim.config.region}, task durations "
+        f"{shape}, run {sim.config.time_scale:g}x faster; times are the wall clock's). "
+        "Ctrl-C stops it.",
         "Set these for the bot (in .env or the environment):",
         f"  DASHSCOPE_BASE_URL={sim.base_url}",
         f"  DASHSCOPE_API_KEY={sim.api_key}",
@@ -35,8 +39,16 @@ async def _serve(config: SimConfig) -> None:
         await stop.wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m bot sim [--port P] [--time-scale X] [--api-key K]`."""
+DURATIONS_HELP = (
+    "how long each task runs, in seconds before --time-scale, drawn from a shape: "
+    + ", ".join(f"{name}:{':'.join(['N'] * count)}" for name, (_, count) in SHAPES.items())
+    + " (e.g. constant:3, uniform:60:70, lognormal:90:0.3 for median 90 s and sigma 0.3, "
+    "mix:60:240, heavy:90:0.1:5 for one task in ten 5x longer); default constant:60"
+)
+
+
+def config(argv: Sequence[str] | None = None) -> SimConfig:
+    """The simulator's settings from `python -m bot sim`'s arguments (exits on a bad one)."""
     parser = argparse.ArgumentParser(prog="python -m bot sim", description=__doc__)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--time-scale", type=float, default=10.0,
@@ -46,10 +58,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--region", choices=REGIONS, default="singapore")
     parser.add_argument("--over-limit", choices=("queue", "reject"), default="queue",
                         help="what a create does when the model's slots are busy")
+    parser.add_argument("--durations", metavar="SHAPE", default="constant:60",
+                        help=DURATIONS_HELP)
     args = parser.parse_args(argv)
     if args.time_scale <= 0:
         parser.error("--time-scale must be above 0")
-    config = SimConfig(api_key=args.api_key, port=args.port, region=args.region,
-                       time_scale=args.time_scale, over_limit=args.over_limit)
-    asyncio.run(_serve(config))
+    try:
+        running = Durations.parse(args.durations)
+    except ValueError as exc:
+        parser.error(f"--durations: {exc}")
+    return SimConfig(api_key=args.api_key, port=args.port, region=args.region,
+                     time_scale=args.time_scale, over_limit=args.over_limit,
+                     running_s=running)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m bot sim [--port P] [--time-scale X] [--durations SHAPE] ...`."""
+    asyncio.run(_serve(config(argv)))
     return 0
