@@ -175,6 +175,7 @@ class Engine:
         self.queues.update(job)
         if job.terminal:
             self.poller.forget(job.id)
+            self.results.stop_fit(job.id)  # canceled by another process mid-encode
             self._slot_freed(job)
         elif job.state is JobState.QUEUED:
             self.admission.wake()
@@ -221,7 +222,9 @@ class Engine:
 
     async def cancel(self, job_id: str) -> CancelOutcome:
         """Stop a job as far as the provider allows; says what that was."""
-        return await self.cancels.cancel(job_id)
+        outcome = await self.cancels.cancel(job_id)
+        self.results.stop_fit(job_id)  # a video being re-encoded for it: nobody needs it now
+        return outcome
 
     async def set_progress_ref(self, job_id: str, ref: ProgressRef) -> Job | None:
         return await self.store.update_job(job_id, progress_ref=ref)

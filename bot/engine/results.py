@@ -74,6 +74,7 @@ class Results:
         self.fit_listeners: list[Callable[[str, float], None]] = []
         self.owners: dict[str, Callable[[Job], bool]] = {}
         self._working: set[str] = set()  # jobs being fetched or delivered by this process
+        self._fitting: dict[str, asyncio.Task[Fit]] = {}  # job id -> its encode, to stop it
 
     def register(self, platform: str, deliverer: Deliverer,
                  owns: Callable[[Job], bool] | None = None) -> None:
@@ -152,13 +153,34 @@ class Results:
                                             expect=[JobState.SUCCEEDED, JobState.FITTING])
             if fitting is None:
                 return  # canceled meanwhile
-            fit = await self._fit(fitting, limit)
+            fit = await self._fit_unless_stopped(fitting, limit)
+            if fit is None:
+                return  # canceled while it was encoded: the encode stopped, its files are gone
         moved = await self.transition(job, JobState.DELIVERING,
                                       expect=[JobState.SUCCEEDED, JobState.FITTING], fit=fit)
         if moved is not None:
             await self._post(moved, deliverer, check_first=False)
         elif fit is not None:  # canceled while it was encoded: nobody needs what was made
             await asyncio.to_thread(_unlink_made, fit)
+
+    def stop_fit(self, job_id: str) -> None:
+        """The job was canceled: stop re-encoding its video (the encoder removes its part)."""
+        if (task := self._fitting.get(job_id)) is not None:
+            task.cancel()
+
+    async def _fit_unless_stopped(self, job: Job, limit: int) -> Fit | None:
+        """`_fit`, run so that `stop_fit` can end it (None then); a shutdown still raises."""
+        task = asyncio.ensure_future(self._fit(job, limit))
+        self._fitting[job.id] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being stopped, not the job
+            return None
+        finally:
+            self._fitting.pop(job.id, None)
 
     async def _fit(self, job: Job, limit: int) -> Fit:
         """The video re-encoded under `limit` on the encode pool (a Fit with no path: nothing

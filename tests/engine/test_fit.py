@@ -12,7 +12,7 @@ import av
 import pytest
 from PIL import Image
 
-from bot.engine import JobState, Store
+from bot.engine import CancelOutcome, JobState, Store
 from tests.engine_support import Recorder, kf2v_request
 from tests.media_support import detailed_video
 
@@ -108,6 +108,31 @@ async def test_a_restart_mid_encode_encodes_again_and_delivers_once(rig, tmp_pat
     assert job.state is JobState.DELIVERED
     assert [job_id for job_id, _ in recorder.posts] == [job.id]
     assert len(recorder.posts[0][1]) <= 1024 * 1024 and height(recorder.videos[0]) == 720
+
+
+async def test_a_cancel_mid_encode_stops_it_and_leaves_nothing(rig, tmp_path):
+    """Canceled while its video is re-encoded: the encode stops part way (no further
+    progress), nothing is posted, no file but the original is left, the job ends canceled."""
+    made = await asyncio.to_thread(detailed_video, tmp_path / "c.mp4", 1280, 720, 3.0, fps=16,
+                                   crf=8)
+    rig.sim.config.result_video = await asyncio.to_thread(made.read_bytes)
+    recorder = Recorder()
+    recorder.limit = 1024 * 1024
+    async with rig.engine(recorder) as engine:
+        progress: list[float] = []
+        started = asyncio.Event()
+        engine.results.fit_listeners.append(
+            lambda job_id, done: (progress.append(done), done < 0.2 or started.set()))
+        update = await engine.submit(kf2v_request(rig.sim))
+        await asyncio.wait_for(started.wait(), 30)
+        assert await engine.cancel(update.job.id) is CancelOutcome.WILL_NOT_DELIVER
+        job = await engine.watcher.state(update.job.id, *DONE, timeout_s=30)
+        # the pool's one worker takes this only once the stopped encode has left
+        await asyncio.wait_for(engine.results.encoder.run(int), 30)
+    assert job.state is JobState.CANCELED and recorder.posts == []
+    assert max(progress) < 1.0  # stopped, not run to the end
+    names = sorted(p.name for p in rig.settings.video_dir.iterdir())
+    assert names == [f"{update.job.id}.mp4"]
 
 
 async def test_old_fitted_videos_and_posters_are_deleted_with_the_original(rig, clip):
