@@ -95,7 +95,7 @@ async def test_two_processes_deliver_every_video_once_through_a_kill(
         sim: Simulator, fake_slack: FakeSlack, media: MediaServer, env: dict[str, str],
         bots: tuple[BotProcess, BotProcess], tmp_path: Path) -> None:
     first, second = bots
-    migrated = bot_command("migrate", env=env, cwd=tmp_path)
+    migrated = await asyncio.to_thread(bot_command, "migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
     assert migrated.stdout.startswith("ok: the postgresql database is at schema version")
     async with open_store(env["DATABASE_URL"]) as store, aiohttp.ClientSession() as http:
