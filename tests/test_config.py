@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
 from bot.config import REGION_URLS, load_settings
 from bot.errors import ConfigError
@@ -173,3 +175,16 @@ def test_database_url_selects_postgresql_and_stays_out_of_repr():
     assert load_settings(BASE).database == Path("data/wanbot.sqlite3")
     with pytest.raises(ConfigError, match="DATABASE_URL must start with postgresql://"):
         load_settings({**BASE, "DATABASE_URL": "mysql://x/y"})
+
+
+def test_the_example_env_keeps_the_docker_image_in_its_volume():
+    """`docker run --env-file .env` with .env copied from .env.example: the file's settings
+    override the image's ENV (as Docker does), and the database and videos must still be in
+    /data, the volume the image's user may write (it may not write its working folder)."""
+    root = Path(__file__).resolve().parent.parent
+    image = dict(re.findall(r"(\w+)=(\S+)", (root / "Dockerfile").read_text().split("ENV", 1)[1]
+                            .split("\n\n", 1)[0]))
+    example = {k: v for k, v in dotenv_values(root / ".env.example").items() if v}
+    s = load_settings({**image, **example, **BASE})
+    assert s.database_path == Path("/data/wanbot.sqlite3")
+    assert s.video_dir == Path("/data/videos")

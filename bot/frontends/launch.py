@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings, settings_or_exit
 from bot.engine import Engine, KeyPool, Store
-from bot.errors import StorageError
+from bot.errors import ConfigError, StorageError
 from bot.frontends.cli import check as check_provider
 from bot.frontends.discord.client import DiscordFront
 from bot.frontends.slack.app import SlackFront, web_client
@@ -83,8 +83,9 @@ async def run(settings: Settings) -> None:
         store = await Store.open(settings.database)
         try:
             engine = Engine(store, KeyPool.build(settings, http), settings)
-            fronts = front_ends(settings, engine, store, http)
-            health = await health_server(settings, engine, fronts)
+            fronts: list[FrontEnd] = []  # the health port first: one in use stops the start
+            health = await health_server(settings, engine, fronts)  # before anything connects
+            fronts += front_ends(settings, engine, store, http)
             try:
                 await serve(engine, fronts)
             finally:
@@ -103,9 +104,17 @@ async def health_server(settings: Settings, engine: Engine, fronts: list[FrontEn
     async def chat() -> dict[str, bool]:
         return {f.name: await f.connected() for f in fronts}
 
+    def leader() -> bool | None:  # alone on SQLite there is nobody to lead
+        return engine.coord.leader if engine.coord.shared else None
+
     server = HealthServer(engine, host=settings.health_host, port=settings.health_port,
-                          chat=chat)
-    await server.start()
+                          chat=chat, leader=leader)
+    try:
+        await server.start()
+    except OSError as exc:  # most often: another process on this machine has the port
+        raise ConfigError([f"HEALTH_PORT={settings.health_port} cannot be served at "
+                           f"{settings.health_host} ({exc.strerror or exc}): give each process "
+                           "on a machine a port of its own."]) from exc
     return server
 
 
@@ -156,6 +165,9 @@ def main(argv: list[str]) -> int:
     except StorageError as exc:
         log.error("wanbot cannot use its database %s", exc)
         return 1
+    except ConfigError as exc:
+        log.error("wanbot cannot start: %s", exc)
+        return 2
     except (aiohttp.ClientError, OSError) as exc:
         log.error("Could not reach a chat service (%s). Check the network and try again.", exc)
         return 1

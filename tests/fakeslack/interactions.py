@@ -47,8 +47,10 @@ class Interactions(SocketRoutes):
                 "is_enterprise_install": False, "enterprise": None}
 
     async def slash(self, command: str, text: str = "", *, user: str | FakeUser = "alice",
-                    channel: str | FakeChannel = "general") -> EnvelopeRecord:
-        """A user types ``command text`` in ``channel``; await ``.acked()`` for the ack."""
+                    channel: str | FakeChannel = "general", via: int | None = None
+                    ) -> EnvelopeRecord:
+        """A user types ``command text`` in ``channel``; await ``.acked()`` for the ack.
+        ``via``: which live connection gets it (see ``send_envelope``)."""
         who, where = self.user(user), self.channel(channel)
         hook = self._hook(who, where)
         payload = {"token": VERIFICATION_TOKEN, "team_id": self.team_id,
@@ -59,7 +61,7 @@ class Interactions(SocketRoutes):
                    "response_url": self.hook_url(hook),
                    "trigger_id": self.new_trigger(who, where)}
         return await self.send_envelope("slash_commands", payload, accepts_response_payload=True,
-                                        user=who, channel=where, hook=hook)
+                                        user=who, channel=where, hook=hook, via=via)
 
     async def click(self, message: FakeMessage | EphemeralMessage, action_id: str, *,
                     user: str | FakeUser = "alice") -> EnvelopeRecord:

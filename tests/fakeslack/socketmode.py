@@ -85,18 +85,22 @@ class SocketRoutes(ViewMethods):
 
     async def send_envelope(self, kind: str, payload: Json, *, accepts_response_payload: bool,
                             user: FakeUser | None = None, channel: FakeChannel | None = None,
-                            hook: ResponseHook | None = None) -> EnvelopeRecord:
-        """Send one envelope on the newest live connection (Slack picks one of them)."""
+                            hook: ResponseHook | None = None, via: int | None = None
+                            ) -> EnvelopeRecord:
+        """Send one envelope on one live connection (Slack picks one of them): the newest,
+        or the ``via``-th in the order they opened (several processes of one app)."""
         live = self.live_sockets()
         if not live:
             raise RuntimeError("no app is connected to the fake Slack's Socket Mode")
+        if via is not None and not 0 <= via < len(live):
+            raise RuntimeError(f"no live connection number {via}: {len(live)} are open")
         envelope = {"envelope_id": str(uuid.uuid4()), "type": kind, "payload": payload,
                     "accepts_response_payload": accepts_response_payload}
         record = EnvelopeRecord(envelope, user=user, channel=channel,
                                 deadline_s=self.ack_deadline_s, waiters=self._waiters)
         record.hook = hook
         self.envelopes.append(record)
-        await live[-1].send(envelope)
+        await live[-1 if via is None else via].send(envelope)
         return record
 
     def respond(self, hook: ResponseHook, body: Json) -> None:

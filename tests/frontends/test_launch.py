@@ -7,7 +7,9 @@ import asyncio
 import dataclasses
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from bot.engine import Engine, JobState, JobUpdate, Store
 from bot.frontends.common import teams
 from bot.frontends.launch import front_ends, health_server, serve
 from bot.provider.client import DashScope
+from tests.bot_process import bot_command
 from tests.discord_stack import Stack, image, png
 from tests.fakediscord import discord_pointed_at
 from tests.fakeslack import FakeSlack, FakeWorkspace, run_fake_slack
@@ -117,5 +120,22 @@ async def test_the_health_port_reports_each_chat_front_end(stack: Stack,
             await health.close()
             await store.close()
     assert status == 200 and report["chat"] == {"discord": True, "slack": True}
+    assert report["leader"] is None  # alone on SQLite: nobody to lead
     assert report["engine"] == "running" and report["storage"] == "ok"
     assert "wanbot_queue_length" in metrics
+
+
+def test_a_health_port_in_use_stops_the_start_saying_so(tmp_path: Path) -> None:
+    """Two processes on one machine with one HEALTH_PORT: the second stops at once with status
+    2, naming the setting, before anything connected (no chat service is reachable here)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1",
+               "SLACK_API_URL": "http://127.0.0.1:9/api/", "DASHSCOPE_API_KEY": "sk-1",
+               "DASHSCOPE_BASE_URL": "http://127.0.0.1:9/api/v1",
+               "HEALTH_PORT": str(taken.getsockname()[1])}
+        done = bot_command(env=env, cwd=tmp_path, timeout_s=60)
+    assert done.returncode == 2, done.stderr
+    assert f"HEALTH_PORT={env['HEALTH_PORT']} cannot be served" in done.stderr
+    assert "a port of its own" in done.stderr and "Unclosed" not in done.stderr
