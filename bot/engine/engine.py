@@ -422,12 +422,15 @@ class Engine:
         self.admission.freed(job)
 
     async def _key_refused(self, account: Account) -> None:
-        """A key was set aside: its tasks can no longer be asked about, so they end here."""
-        for job in await self.store.jobs_in([JobState.PENDING, JobState.RUNNING]):
-            if self.keys.of(job) is account:
-                self.poller.forget(job.id)
-                await self._fail(job, "InvalidApiKey", f"the provider refused API key "
-                                 f"{account.id}, which holds this task; it cannot be followed")
+        """A key was set aside: its tasks can no longer be asked about, so they end here; so do
+        creates it may have made (a lost answer): sent again elsewhere, one might be paid twice."""
+        for job in await self.store.jobs_in(AT_PROVIDER):
+            if self.keys.of(job) is not account or self.submitter.sending(job.id):
+                continue  # a create on its way hears the refusal itself and goes elsewhere
+            self.poller.forget(job.id)
+            held = "which holds this task" if job.task_id else "with which it was sent"
+            await self._fail(job, "InvalidApiKey", f"the provider refused API key {account.id}, "
+                             f"{held}; it cannot be followed")
         self.admission.wake()
 
     def _slot_wanted(self, model: str) -> bool:

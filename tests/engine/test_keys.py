@@ -12,6 +12,7 @@ import pytest
 
 from bot.config import ApiKey
 from bot.engine import Job, JobState
+from bot.provider import catalog
 from bot.sim.state import key_id
 from tests.engine_support import Rig, kf2v_request
 
@@ -108,6 +109,29 @@ async def test_a_revoked_key_fails_only_the_tasks_it_alone_can_reach(rig: Rig) -
         done = await engine.watcher.state(later.id, JobState.DELIVERED, timeout_s=20)
     assert lost.error_code == "InvalidApiKey" and ApiKey(SECOND).id in (lost.error_message or "")
     assert done.api_key_id == ApiKey(rig.sim.api_key).id
+
+
+async def test_a_create_with_a_revoked_key_is_failed_not_sent_again(rig: Rig) -> None:
+    """A restart finds a job in `submitting` whose create went out with a key since revoked
+    (its answer lost): that account cannot be asked whether the task exists, so the job fails
+    saying why, and is never sent again with the other key (it might then be paid twice)."""
+    rig.sim.config.api_keys = (SECOND,)
+    pool(rig, rig.sim.api_key, SECOND)
+    async with rig.engine(start=False) as engine:
+        request = dataclasses.replace(kf2v_request(rig.sim), api_key_id=ApiKey(SECOND).id)
+        job_id = (await engine.submit(request)).job.id
+        now = rig.clock.now()
+        await engine.store.update_job(job_id, state=JobState.SUBMITTING, submitted_at=now,
+                                      attempts=1, sends=[now])
+        model = catalog.get_model(request.model)
+        body = catalog.build_body(model, "singapore", request.media, request.prompt, None,
+                                  request.options)
+        await engine.keys.get(ApiKey(SECOND).id).client.create_task(model.endpoint, body)
+    rig.sim.config.api_keys = ()  # revoked while the bot was down
+    async with rig.engine() as engine:
+        job = await engine.watcher.state(job_id, JobState.FAILED, timeout_s=20)
+    assert job.error_code == "InvalidApiKey" and ApiKey(SECOND).id in (job.error_message or "")
+    assert len(rig.sim.tasks) == 1  # the one create, never a second
 
 
 async def test_a_job_bound_to_its_key_waits_for_it_and_others_pass_it(rig: Rig) -> None:
