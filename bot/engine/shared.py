@@ -9,12 +9,13 @@ leads within about a second (it then recovers what the old leader left, as after
 A leader that loses its lock's connection stops with StorageError: it can no longer know
 it leads (its supervisor restarts it as a follower).
 
-Leases: the process that queues a job leases it (owner, expiry in the server's clock) and
-renews every lease it holds each HEARTBEAT_S. Only the holder sends the job's updates to its
-front end (progress edits) and fetches and delivers its video, keeping the exactly-once rule
-(`delivering` before the post, `find_delivery` after a crash). A process that dies stops
-renewing: after LEASE_S, any process running the job's front end that owns it takes the
-lease over (RESCAN_S) and carries on. A process stopping cleanly drops its leases at once.
+Leases: the process that queues a job leases it, and renews its own liveness (one row, expiry
+in the server's clock) each HEARTBEAT_S: a lease lives while its process does. Only the
+holder sends the job's updates to its front end (progress edits) and fetches and delivers
+its video, keeping the exactly-once rule (`delivering` before the post, `find_delivery` after
+a crash). A process that dies stops renewing: after LEASE_S, any process running the job's
+front end that owns it takes the lease over (RESCAN_S) and carries on. A process stopping
+cleanly drops its leases at once.
 
 Wake-ups: a trigger NOTIFYs every new job and change of state; every process follows them
 (queues, slots, results to deliver). A periodic re-scan covers any wake-up that was missed.
@@ -197,7 +198,8 @@ class SharedCoordination(Coordination):
         while True:
             before = set(self.mine)
             held = await self.store.renew_leases(self.id, self.lease_s)
-            self.mine = held | (self.mine - before)  # and what was claimed meanwhile
+            if held is not None:  # it had lapsed: some of its jobs may be another's now
+                self.mine = held | (self.mine - before)  # and what was claimed meanwhile
             if loop.time() - scanned >= self.rescan_s:
                 scanned = loop.time()
                 try:
@@ -214,6 +216,7 @@ class SharedCoordination(Coordination):
             log.warning("the wake-up connection was lost; listening again")  # this scan
             self._sessions.remove(self._listening)  # makes up for what it missed meanwhile
             await self._listen()
+        self.mine -= await self.store.drop_ended_leases(self.id)
         for job in await self.store.leased(self.id, DONE_AT_PROVIDER):
             await self._engine.heard(job)  # ours to deliver, in case its wake-up was lost
         for job in await self.store.unleased(LIVE):

@@ -87,3 +87,30 @@ async def test_a_job_queued_by_a_follower_is_admitted_by_the_leader_at_once(
     print(f"\nwake-up: a follower's job admitted by the leader {admitted_s * 1e3:.0f} ms after")
     assert admitted_s < 1.0  # the re-scan is an hour away: this was the wake-up
     assert [r.route for r in sim.requests].count("create") == 1
+
+
+async def test_a_lease_lives_with_its_process_and_passes_only_when_that_lapses(pg_url):
+    """A heartbeat is one row however many leases a process holds: while it is alive nobody
+    takes its jobs (and its heartbeat says nothing changed); once it lapses another process
+    takes them, and the lapsed one, on its next heartbeat, learns which it no longer holds."""
+    from tests.engine.test_store import make_job
+
+    store = await Store.open(pg_url)
+    try:
+        for job_id in ("a", "b"):
+            await store.insert_job(make_job(job_id))
+        assert await store.claim_lease("a", "p1", 30.0)  # type: ignore[attr-defined]
+        assert await store.claim_lease("b", "p1", 30.0)  # type: ignore[attr-defined]
+        assert not await store.claim_lease("a", "p2", 30.0)  # type: ignore[attr-defined]
+        assert await store.renew_leases("p1", 30.0) is None  # type: ignore[attr-defined]
+        assert await store.unleased([JobState.QUEUED]) == []  # type: ignore[attr-defined]
+        await store.renew_leases("p1", -1.0)  # type: ignore[attr-defined]  # p1 lapses
+        assert {j.id for j in await store.unleased([JobState.QUEUED])} == {"a", "b"}  # type: ignore[attr-defined]
+        assert await store.claim_lease("a", "p2", 30.0)  # type: ignore[attr-defined]
+        assert await store.renew_leases("p1", 30.0) == {"b"}  # type: ignore[attr-defined]
+        assert await store.renew_leases("p1", 30.0) is None  # type: ignore[attr-defined]
+        assert not await store.claim_lease("a", "p1", 30.0)  # type: ignore[attr-defined]
+        await store.update_job("b", state=JobState.CANCELED)
+        assert await store.drop_ended_leases("p1") == {"b"}  # type: ignore[attr-defined]
+    finally:
+        await store.close()

@@ -210,35 +210,50 @@ class PostgresStore(Store):
     # --- for several processes (see bot.engine.shared) -----------------------------------------
 
     async def claim_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
-        """Take (or renew) the job's lease unless another process holds a live one."""
+        """Take the job's lease unless another live process holds it (this process is kept
+        alive ttl_s longer in the same step, so the lease never starts out dead)."""
         row = await self._row(
-            "INSERT INTO leases (job_id, owner, expires_at) VALUES (?, ?, " + _NOW + " + ?)"
-            " ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner,"
-            " expires_at = excluded.expires_at"
-            " WHERE leases.owner = excluded.owner OR leases.expires_at < " + _NOW +
-            " RETURNING owner", (job_id, owner, float(ttl_s)))
+            "WITH me AS (" + _ALIVE + ")"
+            " INSERT INTO leases (job_id, owner) SELECT ?, owner FROM me"
+            " ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner"
+            " WHERE leases.owner = excluded.owner OR NOT " + _LIVE.format(owner="leases.owner") +
+            " RETURNING owner", (owner, float(ttl_s), job_id))
         return row is not None
 
-    async def renew_leases(self, owner: str, ttl_s: float) -> set[str]:
-        """Every lease of this process lives ttl_s longer (its heartbeat); leases of ended
-        jobs are dropped. The jobs whose lease it still holds (one it let lapse and another
-        process took is not among them)."""
-        await self._write(f"DELETE FROM leases WHERE owner = ? AND job_id IN (SELECT id FROM"
-                          f" jobs WHERE state IN {TERMINAL_SQL})", (owner,))
-        rows = await self._rows(f"UPDATE leases SET expires_at = {_NOW} + ? WHERE owner = ?"
-                                " RETURNING job_id", (float(ttl_s), owner))
+    async def renew_leases(self, owner: str, ttl_s: float) -> set[str] | None:
+        """This process lives ttl_s longer (its heartbeat: one row, however many leases).
+        None when it was alive all along (nobody could take its leases); after a lapse, the
+        jobs whose lease it still holds (one another process took meanwhile is not among
+        them)."""
+        row = await self._row(  # `old` reads the row as it was before this update
+            "UPDATE processes p SET expires_at = " + _NOW + " + ? FROM processes old"
+            " WHERE p.owner = ? AND old.owner = p.owner RETURNING old.expires_at >= " + _NOW,
+            (float(ttl_s), owner))
+        if row is not None and row[0]:
+            return None
+        if row is None:  # gone (a clean stop dropped it): alive again
+            await self._row(_ALIVE, (owner, float(ttl_s)))
+        rows = await self._rows("SELECT job_id FROM leases WHERE owner = ?", (owner,))
+        return {str(r[0]) for r in rows}
+
+    async def drop_ended_leases(self, owner: str) -> set[str]:
+        """Leases of this process's jobs that have ended, gone; their ids."""
+        rows = await self._rows(f"DELETE FROM leases WHERE owner = ? AND job_id IN (SELECT id"
+                                f" FROM jobs WHERE state IN {TERMINAL_SQL}) RETURNING job_id",
+                                (owner,))
         return {str(r[0]) for r in rows}
 
     async def drop_leases(self, owner: str) -> None:
         """Every lease of this process, gone (it stops): others take its jobs at once."""
         await self._write("DELETE FROM leases WHERE owner = ?", (owner,))
+        await self._write("DELETE FROM processes WHERE owner = ?", (owner,))
 
     async def unleased(self, states: Iterable[str]) -> list[Job]:
-        """Jobs in these states that nobody holds a live lease on."""
+        """Jobs in these states that no live process holds a lease on."""
         names = [str(s) for s in states]
         return await self._select(
             "state = ANY(?::text[]) AND NOT EXISTS (SELECT 1 FROM leases l WHERE"
-            f" l.job_id = jobs.id AND l.expires_at >= {_NOW})", [names])
+            " l.job_id = jobs.id AND " + _LIVE.format(owner="l.owner") + ")", [names])
 
     async def leased(self, owner: str, states: Iterable[str]) -> list[Job]:
         """Jobs in these states whose lease this process holds."""
@@ -259,6 +274,11 @@ class PostgresStore(Store):
 
 
 _NOW = "extract(epoch from clock_timestamp())"  # the server's clock: one for every process
+# this process (owner ?) alive for ? more seconds; answers its owner
+_ALIVE = ("INSERT INTO processes (owner, expires_at) VALUES (?, " + _NOW + " + ?)"
+          " ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at RETURNING owner")
+_LIVE = ("EXISTS (SELECT 1 FROM processes p WHERE p.owner = {owner} AND p.expires_at >= "
+         + _NOW + ")")
 
 
 async def _version(conn: asyncpg.Connection) -> int:

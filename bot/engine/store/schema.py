@@ -99,14 +99,20 @@ MIGRATIONS: tuple[str, ...] = (
 # PostgreSQL only, applied after the migrations on every start (idempotent): what several
 # processes on one database need to share a queue. Not job data, so not a numbered migration.
 # A lease says which process acts for a job (progress edits, fetching and delivering its
-# video) until when, in the server's clock; the trigger wakes the other processes on every new
-# job and every change of state (payload: "<id> <state> <insert|update>").
+# video); it lives while its process does: each process renews one row of `processes` (until
+# when, in the server's clock), so a heartbeat costs the same however many jobs it holds;
+# the trigger wakes the other processes on every new job and every change of state
+# (payload: "<id> <state> <insert|update>").
 COORDINATION = """
-CREATE TABLE IF NOT EXISTS leases (
-    job_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS processes (
+    owner TEXT PRIMARY KEY,
     expires_at DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL
+);
+ALTER TABLE leases DROP COLUMN IF EXISTS expires_at;
 CREATE INDEX IF NOT EXISTS leases_by_owner ON leases (owner);
 CREATE OR REPLACE FUNCTION wanbot_job_changed() RETURNS trigger AS $$
 BEGIN
