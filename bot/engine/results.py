@@ -28,7 +28,7 @@ from bot.engine.records import Delivery, Fit
 from bot.engine.store import Store
 from bot.errors import ApiError, StorageError, Undeliverable
 from bot.media.encode import EncodePool
-from bot.media.poster import poster_frame
+from bot.media.frames import poster_frame
 from bot.units import MiB
 
 log = logging.getLogger(__name__)
