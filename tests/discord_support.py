@@ -1,6 +1,6 @@
-"""Fixtures for the Discord tests, as a pytest plugin: ``pytest_plugins =
-("tests.discord_support",)`` in a test module gives it ``stack`` (simulator, fake Discord, media
-server, a database path; no bot) and ``wan`` (the same with a connected `WanBot`).
+"""Fixtures for the Discord tests: ``stack`` (simulator, fake Discord, media server, a
+database path; no bot; offered by tests/frontends/conftest.py) and ``wan`` (the same with a
+connected `WanBot`; offered by tests/frontends/discord/conftest.py only).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Fixtures for the Slack front end's tests, as a pytest plugin (``pytest_plugins =
-("tests.slack_front_support",)``): ``slack``, a stack with no front end running yet, and
-``wan``, one with it running. Override ``front_workspace`` to change people or channels."""
+"""Fixtures for the Slack front end's tests (offered by tests/frontends/slack/conftest.py):
+``slack``, a stack with no front end running yet, and ``wan``, one with it running.
+Override ``front_workspace`` to change people or channels."""
 
 from __future__ import annotations
 

@@ -23,8 +23,6 @@ from tests.fakediscord import discord_pointed_at
 from tests.fakeslack import FakeSlack, FakeWorkspace, run_fake_slack
 from tests.slack_stack import NO_LIMITS, manifest_scopes
 
-pytest_plugins = ("tests.discord_support",)
-
 MODEL = "wan2.2-kf2v-flash"
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 

@@ -12,8 +12,6 @@ import pytest
 from tests.discord_stack import Stack
 from tests.frontends import test_launch as on_sqlite
 
-pytest_plugins = ("tests.discord_support",)
-
 fake_slack = on_sqlite.fake_slack
 
 

@@ -14,8 +14,6 @@ from tests.discord_stack import Stack, image, reply
 from tests.fakediscord import MANAGE_GUILD
 from tests.pages_support import add_job, fields, private_answer
 
-pytest_plugins = ("tests.discord_support",)
-
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 SAVED = "Saved. The new settings apply from the next request."
 

@@ -20,8 +20,6 @@ from bot.provider.catalog import Command, option_values
 from tests.discord_stack import Stack, die_after_posting, image, reply
 from tests.fakediscord import EPHEMERAL, discord_pointed_at
 
-pytest_plugins = ("tests.discord_support",)
-
 ROOT = Path(__file__).resolve().parents[3]
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 OPTIONS = {

@@ -17,8 +17,6 @@ from bot.frontends.discord.components import progress_actions, result_actions
 from tests.discord_stack import Stack, image, labels, reply
 from tests.fakediscord import EPHEMERAL, FakeMessage, InteractionRecord
 
-pytest_plugins = ("tests.discord_support",)
-
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 LONG_S = 3600.0
 RESTART = pytest.mark.parametrize("restart", [False, True], ids=["same bot", "after restart"])

@@ -17,8 +17,6 @@ from bot.sim.media import make_mp4, make_wav
 from tests.discord_stack import Stack, image, png, reply
 from tests.fakediscord import EPHEMERAL, FakeUpload
 
-pytest_plugins = ("tests.discord_support",)
-
 MESSAGES = r"^/channels/\d+/messages$"
 
 

@@ -28,8 +28,6 @@ from tests.discord_stack import (
 )
 from tests.fakediscord import FakeMessage, InteractionRecord
 
-pytest_plugins = ("tests.discord_support",)
-
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 
 

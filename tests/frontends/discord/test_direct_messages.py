@@ -14,8 +14,6 @@ from tests.discord_stack import Stack, image, labels, reply
 from tests.fakediscord import FakeUser
 from tests.pages_support import fields, private_answer
 
-pytest_plugins = ("tests.discord_support",)
-
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 LONG_S = 3600.0
 GUILD, DM = 0, 1  # Discord's interaction contexts

@@ -21,8 +21,6 @@ from tests.discord_stack import Stack, image, labels, reply
 from tests.fakediscord import FakeMessage, InteractionRecord
 from tests.frontends.discord.test_buttons import followup, prefilled, refusal
 
-pytest_plugins = ("tests.discord_support",)
-
 SAME_PICTURE = 1.0  # mean difference per channel value: the PNG is lossless
 OTHER_PICTURE = 10.0  # two stages' clips differ by far more
 

@@ -14,8 +14,6 @@ from bot.logs import setup_logging
 from tests.discord_stack import Stack, image, reply
 from tests.log_support import logging_restored
 
-pytest_plugins = ("tests.discord_support",)
-
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 PROMPT = "a lighthouse keeper whispers zq7-private"
 NEGATIVE = "no gulls zq7-negative"

@@ -14,8 +14,6 @@ from bot.errors import describe
 from tests.discord_stack import Stack, png
 from tests.pages_support import add_job, buttons, fields, private_answer
 
-pytest_plugins = ("tests.discord_support",)
-
 T0 = time.time() - 3600  # an hour ago: these jobs are history
 MODEL = "wan2.2-kf2v-flash"
 OTHER_SERVER = "999"

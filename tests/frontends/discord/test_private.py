@@ -13,8 +13,6 @@ from bot.engine import Job, JobState
 from tests.discord_stack import Stack, die_after_posting, image, labels
 from tests.fakediscord import FakeMessage, InteractionRecord
 
-pytest_plugins = ("tests.discord_support",)
-
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 LONG_S = 3600.0
 

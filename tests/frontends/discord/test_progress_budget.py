@@ -21,8 +21,6 @@ from tests.discord_stack import EDITS, PROGRESS_INTERVAL_S, SCALE, Stack, open_s
 from tests.engine_support import kf2v_request
 from tests.fakediscord import RateLimits, RecordedRequest
 
-pytest_plugins = ("tests.discord_support",)
-
 MODEL = "wan2.2-kf2v-flash"
 COMPRESSION = PROGRESS_INTERVAL_S / 5.0  # Discord's 5 s windows pass in one interval
 DISCORD_LIMITS = RateLimits(route_window_s=5.0 * COMPRESSION, global_window_s=COMPRESSION)

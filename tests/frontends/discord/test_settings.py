@@ -16,8 +16,6 @@ from bot.frontends.common.teams import DAY_S, day_start
 from tests.discord_stack import Stack, image, labels, png, reply
 from tests.fakediscord import FakeMessage
 
-pytest_plugins = ("tests.discord_support",)
-
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 LONG_S = 3600.0
 

@@ -9,8 +9,6 @@ from tests.discord_stack import Stack, image, reply
 from tests.fakediscord import FakeChannel
 from tests.fakediscord.model import FakeGuild
 
-pytest_plugins = ("tests.discord_support",)
-
 FRAMES = {"first_frame": image("a.png"), "last_frame": image("b.png")}
 
 

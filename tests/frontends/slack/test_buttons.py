@@ -21,8 +21,6 @@ from tests.slack_steps import (
     restartable,
 )
 
-pytest_plugins = ("tests.slack_front_support",)
-
 RESTART = pytest.mark.parametrize("restart", [False, True], ids=["same", "restarted"])
 MANAGERS = pytest.mark.parametrize(("user", "allowed"),
                                    [("alice", True), ("carol", True), ("bob", False)])

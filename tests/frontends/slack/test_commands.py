@@ -12,8 +12,6 @@ from tests.discord_stack import png
 from tests.slack_stack import SlackStack
 from tests.slack_steps import hook_texts
 
-pytest_plugins = ("tests.slack_front_support",)
-
 
 async def test_links_in_the_text_queue_at_once_and_the_video_lands_in_the_thread(
     wan: SlackStack,

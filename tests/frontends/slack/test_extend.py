@@ -17,8 +17,6 @@ from tests.frontends.slack.test_wan import wan_says
 from tests.slack_stack import SlackStack
 from tests.slack_steps import message_with
 
-pytest_plugins = ("tests.slack_front_support",)
-
 
 async def extend(stack: SlackStack, parent: Job, values: dict[str, object]) -> Job:
     """alice clicks Extend and submits the modal: the new job, once it is delivered."""

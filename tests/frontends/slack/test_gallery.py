@@ -8,8 +8,6 @@ from bot.frontends.common.teams import TeamSettings
 from tests.slack_stack import NO_LIMITS, SlackStack
 from tests.slack_steps import queue_kf2v
 
-pytest_plugins = ("tests.slack_front_support",)
-
 
 async def with_gallery(slack: SlackStack, channel: str) -> None:
     gallery = slack.fake.channel(channel).id

@@ -9,8 +9,6 @@ from bot.engine import JobState
 from tests.fakeslack.wire import Rate
 from tests.slack_stack import SlackStack
 
-pytest_plugins = ("tests.slack_front_support",)
-
 
 async def test_twenty_commands_at_once(wan: SlackStack) -> None:
     """Twenty commands from three people: every ack in time, twenty tasks, twenty uploads."""

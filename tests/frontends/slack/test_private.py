@@ -10,8 +10,6 @@ from tests.discord_stack import png
 from tests.slack_stack import SlackStack
 from tests.slack_steps import answer, message_with, queue_kf2v, restartable
 
-pytest_plugins = ("tests.slack_front_support",)
-
 
 async def private_delivered(stack: SlackStack) -> Job:
     job = await queue_kf2v(stack, options="private=yes")

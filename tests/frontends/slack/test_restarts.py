@@ -14,8 +14,6 @@ from tests.fakeslack import FakeWorkspace
 from tests.slack_stack import SlackStack, manifest_scopes
 from tests.slack_steps import queue_kf2v, restartable
 
-pytest_plugins = ("tests.slack_front_support",)
-
 LONG_S = 36_000.0  # the provider's run: longer than the test, until the clock is moved on
 
 

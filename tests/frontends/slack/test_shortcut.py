@@ -11,8 +11,6 @@ from tests.fakeslack import FakeMessage
 from tests.slack_stack import SlackStack
 from tests.slack_steps import answer
 
-pytest_plugins = ("tests.slack_front_support",)
-
 
 def two_images(stack: SlackStack) -> FakeMessage:
     """bob's message in #general with two images."""

@@ -16,8 +16,6 @@ from tests.fakeslack import FakeWorkspace
 from tests.slack_stack import SlackStack, manifest_scopes
 from tests.slack_steps import answer, queue_kf2v
 
-pytest_plugins = ("tests.slack_front_support",)
-
 
 async def wan_says(stack: SlackStack, text: str, user: str = "alice") -> str:
     """What `/wan <text>` answers `user`."""
